@@ -1,0 +1,1 @@
+"""Generated from protos/familycontext (do not edit; run make protos)."""

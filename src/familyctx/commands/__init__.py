@@ -1,0 +1,1 @@
+"""Subcommands of ``familyctx``; each module exposes ``register(app: typer.Typer) -> None``."""
