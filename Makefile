@@ -1,0 +1,60 @@
+# Family Context Federation. Two commands matter on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+FCTX   := $(VENV)/bin/familyctx
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv protos protos-check proto-lint demo test test-fast lint typecheck bench deploy-check clean
+
+help:
+	@echo "make demo          build what is needed, start a three-council federation on 127.0.0.1, run a sample query"
+	@echo "make test          run the whole test suite (unit, integration, end-to-end; SQLite and PostgreSQL)"
+	@echo "make bench         run the benchmarks and print figures (see docs/benchmarks.md)"
+	@echo "make protos        regenerate Python code from protos/ ; make protos-check fails if it is stale"
+	@echo "make lint          ruff and mypy ; make deploy-check validates docker-compose and Kubernetes offline"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+protos: $(STAMP)
+	scripts/gen_protos.sh $(PY)
+
+# Regenerates and fails on any difference, including new untracked files (style.md: git status --porcelain).
+protos-check: protos
+	@if [ -n "$$(git status --porcelain -- protos/gen)" ]; then \
+	  echo "Generated code in protos/gen is stale: run 'make protos' and commit the result."; \
+	  git status --porcelain -- protos/gen; exit 1; fi
+	@echo "protos/gen is up to date"
+
+proto-lint:
+	scripts/buf.sh lint
+	scripts/buf.sh format --diff --exit-code
+
+demo: $(STAMP)
+	$(FCTX) demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not e2e" -n 2
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src services gateway tests scripts
+	$(VENV)/bin/mypy src services/adapter/familyctx_adapter gateway/familyctx_gateway services/oidc_dev/familyctx_oidc
+
+bench: $(STAMP)
+	$(PY) scripts/bench_adapter.py
+	$(PY) scripts/bench_gateway.py
+
+deploy-check: $(STAMP)
+	scripts/check_deploy.sh
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache .mypy_cache
