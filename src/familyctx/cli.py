@@ -31,3 +31,7 @@ for _area in _AREAS:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - ``python -m familyctx.cli``
+    main()

@@ -1,0 +1,239 @@
+"""Calling council adapters (familycontext.v1 AdapterService) with a deadline per council.
+
+The network is behind a small :class:`AdapterTransport` protocol (the httpx model): production uses
+:class:`GrpcTransport` (a ``grpc.aio`` channel per adapter, opened at startup and closed at shutdown);
+a test may pass any object with the same three coroutines instead. Every call ends in one explicit
+:class:`CallResult` state: ``ok``, ``unavailable``, ``timed_out`` or ``error``, never an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
+
+from familyctx_gateway.api.schemas import SourceState
+from familyctx_gateway.settings import AdapterTarget
+
+__all__ = [
+    "AdapterClient",
+    "AdapterTransport",
+    "CallResult",
+    "Federation",
+    "GrpcTransport",
+    "SourceRecord",
+]
+
+log = logging.getLogger("familyctx_gateway.adapter_client")
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+class AdapterTransport(Protocol):
+    """One council's AdapterService. ``deadline_seconds``: the gRPC deadline; ``metadata``: gRPC metadata.
+
+    Implementations raise ``grpc.aio.AioRpcError`` (or ``asyncio.TimeoutError``) on failure.
+    """
+
+    async def describe(
+        self, request: adapter_pb2.DescribeRequest, *, deadline_seconds: float, metadata: Metadata
+    ) -> adapter_pb2.DescribeResponse: ...
+
+    async def find_people(
+        self, request: adapter_pb2.FindPeopleRequest, *, deadline_seconds: float, metadata: Metadata
+    ) -> adapter_pb2.FindPeopleResponse: ...
+
+    async def get_family_context(
+        self, request: adapter_pb2.GetFamilyContextRequest, *, deadline_seconds: float, metadata: Metadata
+    ) -> adapter_pb2.GetFamilyContextResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class GrpcTransport:
+    """A ``grpc.aio`` insecure channel to ``address`` (mTLS arrives in a later issue)."""
+
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = adapter_pb2_grpc.AdapterServiceStub(self._channel)
+
+    async def describe(self, request: Any, *, deadline_seconds: float, metadata: Metadata) -> Any:
+        return await self._stub.Describe(request, timeout=deadline_seconds, metadata=metadata)
+
+    async def find_people(self, request: Any, *, deadline_seconds: float, metadata: Metadata) -> Any:
+        return await self._stub.FindPeople(request, timeout=deadline_seconds, metadata=metadata)
+
+    async def get_family_context(self, request: Any, *, deadline_seconds: float, metadata: Metadata) -> Any:
+        return await self._stub.GetFamilyContext(request, timeout=deadline_seconds, metadata=metadata)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+@dataclass(slots=True)
+class CallResult:
+    """The end of one call to one council. ``response`` is set only when ``state`` is ``ok``.
+
+    ``detail`` is a short, non-personal reason ("connection refused", "deadline 2000 ms exceeded").
+    ``latency_ms`` is wall time of the call in milliseconds.
+    """
+
+    gss_code: str
+    name: str
+    state: SourceState
+    latency_ms: int
+    detail: str | None = None
+    response: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state is SourceState.ok
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """What the gateway last saw of a council (for ``GET /v1/sources``)."""
+
+    state: SourceState = SourceState.unknown
+    detail: str | None = None
+    latency_ms: int | None = None
+    last_checked_at: dt.datetime | None = None
+
+
+def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState, str]:
+    if isinstance(exc, asyncio.TimeoutError):
+        return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
+    if isinstance(exc, grpc.aio.AioRpcError):
+        code = exc.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return SourceState.unavailable, "adapter not reachable"
+        # The adapter's own message might quote a query: report only the status code.
+        return SourceState.error, f"adapter answered {code.name}"
+    return SourceState.error, f"adapter call failed ({type(exc).__name__})"
+
+
+class AdapterClient:
+    """Calls one council's adapter with its deadline and turns every outcome into a :class:`CallResult`."""
+
+    def __init__(self, target: AdapterTarget, transport: AdapterTransport) -> None:
+        self.target = target
+        self.transport = transport
+        self.last = SourceRecord()
+        self._describe: tuple[float, Any] | None = None
+
+    @property
+    def gss_code(self) -> str:
+        return self.target.gss_code
+
+    async def call(self, method: str, request: Any, *, request_id: str, purpose: str) -> CallResult:
+        """Call ``method`` (``describe`` | ``find_people`` | ``get_family_context``) on the transport."""
+        deadline_ms = self.target.deadline_ms
+        metadata: Metadata = (("x-request-id", request_id), ("x-purpose", purpose))
+        rpc: Callable[..., Awaitable[Any]] = getattr(self.transport, method)
+        started = time.perf_counter()
+        try:
+            # gRPC enforces the deadline; wait_for is a backstop for transports that do not.
+            seconds = deadline_ms / 1000
+            response = await asyncio.wait_for(
+                rpc(request, deadline_seconds=seconds, metadata=metadata), timeout=seconds + 0.5
+            )
+        except (TimeoutError, grpc.aio.AioRpcError, OSError) as exc:
+            state, detail = _describe_failure(exc, deadline_ms)
+            result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
+        else:
+            result = CallResult(
+                self.gss_code, self.target.name, SourceState.ok, _ms_since(started), response=response
+            )
+        log.info(
+            "adapter call request_id=%s council=%s method=%s state=%s latency_ms=%d",
+            request_id,
+            self.gss_code,
+            method,
+            result.state.value,
+            result.latency_ms,
+        )
+        self.last = SourceRecord(result.state, result.detail, result.latency_ms, dt.datetime.now(dt.UTC))
+        return result
+
+    async def describe(
+        self, *, request_id: str, purpose: str, cache_seconds: float
+    ) -> tuple[Any | None, CallResult | None]:
+        """The adapter's DescribeResponse, reused for ``cache_seconds``, and the call made (``None`` when
+        answered from the cache). On failure the last good answer is returned, or ``None``."""
+        now = time.monotonic()
+        if self._describe is not None and now - self._describe[0] < cache_seconds:
+            return self._describe[1], None
+        result = await self.call(
+            "describe", adapter_pb2.DescribeRequest(), request_id=request_id, purpose=purpose
+        )
+        if not result.ok:
+            return (self._describe[1] if self._describe is not None else None), result
+        self._describe = (now, result.response)
+        return result.response, result
+
+
+def _ms_since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+TransportFactory = Callable[[AdapterTarget], AdapterTransport]
+
+
+def grpc_transport_factory(target: AdapterTarget) -> AdapterTransport:
+    return GrpcTransport(target.address)
+
+
+@dataclass
+class Federation:
+    """The configured councils' adapters, in configuration order."""
+
+    clients: dict[str, AdapterClient] = field(default_factory=dict)
+
+    @classmethod
+    def open(
+        cls, targets: Iterable[AdapterTarget], transport_factory: TransportFactory | None = None
+    ) -> Federation:
+        """Open a transport per adapter (a gRPC channel connects lazily, so this does no I/O)."""
+        factory = transport_factory or grpc_transport_factory
+        return cls({t.gss_code: AdapterClient(t, factory(t)) for t in targets})
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.transport.close() for c in self.clients.values()))
+
+    def __contains__(self, gss_code: object) -> bool:
+        return gss_code in self.clients
+
+    async def fan_out(
+        self, method: str, requests: Mapping[str, Any], *, request_id: str, purpose: str
+    ) -> dict[str, CallResult]:
+        """Call ``method`` on every council named in ``requests`` at once; results keyed by GSS code."""
+        codes = [code for code in requests if code in self.clients]
+        results = await asyncio.gather(
+            *(
+                self.clients[c].call(method, requests[c], request_id=request_id, purpose=purpose)
+                for c in codes
+            )
+        )
+        return dict(zip(codes, results, strict=True))
+
+    async def describe_all(
+        self, *, request_id: str, purpose: str, cache_seconds: float
+    ) -> dict[str, tuple[Any | None, CallResult | None]]:
+        """Describe every council (cached); see :meth:`AdapterClient.describe` for the pair returned."""
+        codes = list(self.clients)
+        answers = await asyncio.gather(
+            *(
+                self.clients[c].describe(request_id=request_id, purpose=purpose, cache_seconds=cache_seconds)
+                for c in codes
+            )
+        )
+        return dict(zip(codes, answers, strict=True))

@@ -1,0 +1,42 @@
+"""``POST /v1/family-context``: the family around a chosen person, across councils."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from familyctx_gateway.api.auditing import run_audited
+from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
+from familyctx_gateway.api.schemas import ErrorResponse, FamilyContextRequest, FamilyContextResponse
+from familyctx_gateway.family_context import run_family_context
+
+router = APIRouter(tags=["family context"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 413, 422, 503)
+}
+
+
+@router.post("/family-context", response_model=FamilyContextResponse, responses=ERRORS)
+async def family_context(
+    body: FamilyContextRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
+) -> FamilyContextResponse:
+    """People, relationships and service involvements around ``subject``, from every council that knows
+    them, with provenance, conflicts shown (not resolved), and each source's state and freshness."""
+    settings = gateway.settings
+    response: FamilyContextResponse = await run_audited(
+        audit=gateway.audit,
+        principal=principal,
+        request_id=request_id,
+        endpoint="POST /v1/family-context",
+        purpose=body.purpose.value,
+        case_reference=body.case_reference,
+        query_terms={"subject": body.subject.model_dump(mode="json")},
+        work=lambda: run_family_context(
+            body,
+            federation=gateway.federation,
+            request_id=request_id,
+            max_results=settings.max_results_per_source,
+            describe_cache_seconds=settings.describe_cache_seconds,
+        ),
+    )
+    return response

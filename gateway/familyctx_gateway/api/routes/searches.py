@@ -1,0 +1,43 @@
+"""``POST /v1/searches``: find a person in every council at once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from familyctx_gateway.api.auditing import run_audited
+from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
+from familyctx_gateway.api.schemas import ErrorResponse, SearchRequest, SearchResponse
+from familyctx_gateway.search import run_search
+
+router = APIRouter(tags=["search"])
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 413, 422, 503)
+}
+
+
+@router.post("/searches", response_model=SearchResponse, responses=ERRORS)
+async def search(
+    body: SearchRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
+) -> SearchResponse:
+    """Search every council for a person; candidates are linked across councils and graded.
+
+    Only certain links (same valid NHS number) merge records into one candidate; probable and possible
+    links are listed under ``possible_matches`` with their evidence. ``sources`` gives every council's state.
+    """
+    response: SearchResponse = await run_audited(
+        audit=gateway.audit,
+        principal=principal,
+        request_id=request_id,
+        endpoint="POST /v1/searches",
+        purpose=body.purpose.value,
+        case_reference=body.case_reference,
+        query_terms=body.model_dump(mode="json", exclude={"purpose", "case_reference"}, exclude_none=True),
+        work=lambda: run_search(
+            body,
+            federation=gateway.federation,
+            request_id=request_id,
+            max_results=gateway.settings.max_results_per_source,
+        ),
+    )
+    return response

@@ -1,0 +1,134 @@
+"""The gateway's access audit log: one record per search or family-context request, committed before
+any personal data leaves the gateway (fail closed).
+
+SQLAlchemy 2 Core; SQLite by default, PostgreSQL in production. The schema is created with
+``metadata.create_all`` at startup for now; Alembic migrations replace that in a later issue. The audit
+database is the one place the gateway keeps personal data (query terms, subjects returned), because IG
+officers must be able to answer "who looked at whose record, when and why".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+__all__ = ["AuditEvent", "AuditOutcome", "AuditStore", "AuditWriteFailed", "audit_events", "metadata"]
+
+log = logging.getLogger("familyctx_gateway.audit")
+
+metadata = sa.MetaData()
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("user_sub", sa.String(200), nullable=False, index=True),
+    sa.Column("user_name", sa.String(200), nullable=False),
+    sa.Column("organisation", sa.String(20), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("jti", sa.String(200), nullable=False),
+    sa.Column("purpose", sa.String(40), nullable=True),
+    sa.Column("case_reference", sa.String(64), nullable=True),
+    sa.Column("endpoint", sa.String(100), nullable=False),
+    sa.Column("query_terms", sa.JSON, nullable=False),
+    sa.Column("subjects_returned", sa.JSON, nullable=False),
+    sa.Column("councils", sa.JSON, nullable=False),
+    sa.Column("outcome", sa.String(10), nullable=False),
+    sa.Column("http_status", sa.Integer, nullable=False),
+)
+
+
+class AuditOutcome(StrEnum):
+    success = "success"  # every council answered
+    partial = "partial"  # answered, but at least one council was unavailable, timed out or failed
+    denied = "denied"  # authenticated, but the role may not make this request
+    error = "error"  # the request failed (e.g. unknown subject)
+
+
+class AuditWriteFailed(Exception):
+    """The audit record was not committed. The caller must return no data (503)."""
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One access. ``query_terms``: what was asked (personal data; audit DB only); ``subjects_returned``:
+    ``[{"gss_code", "local_person_id"}]``; ``councils``: ``{gss_code: state}``."""
+
+    request_id: str
+    user_sub: str
+    user_name: str
+    organisation: str
+    roles: list[str]
+    client: str
+    jti: str
+    endpoint: str
+    outcome: AuditOutcome
+    http_status: int
+    purpose: str | None = None
+    case_reference: str | None = None
+    query_terms: dict[str, Any] = field(default_factory=dict)
+    subjects_returned: list[dict[str, str]] = field(default_factory=list)
+    councils: dict[str, str] = field(default_factory=dict)
+    occurred_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+class AuditStore:
+    """Writes :class:`AuditEvent` rows, each in its own committed transaction.
+
+    Built from a SQLAlchemy URL; no connection is opened until :meth:`create_schema` or a write.
+    Blocking database work runs in a worker thread so the event loop keeps serving.
+    """
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url, **kwargs)
+
+    def create_schema(self) -> None:
+        """Create the audit table if missing (until Alembic migrations arrive in a later issue)."""
+        metadata.create_all(self.engine)
+
+    def _write(self, event: AuditEvent) -> None:
+        row = asdict(event)
+        row["outcome"] = event.outcome.value
+        with self.engine.begin() as conn:  # commits on exit, rolls back on error
+            conn.execute(audit_events.insert().values(**row))
+
+    async def record(self, event: AuditEvent) -> None:
+        """Commit ``event``. Raises :class:`AuditWriteFailed` when it is not durably written."""
+        try:
+            await asyncio.to_thread(self._write, event)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("audit write failed request_id=%s error=%s", event.request_id, type(exc).__name__)
+            raise AuditWriteFailed() from None
+
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.select(audit_events.c.id).limit(1)).all()
+
+    async def ready(self) -> bool:
+        """True when the audit table answers a read."""
+        try:
+            await asyncio.to_thread(self._ping)
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,116 @@
+"""Request ids, structured log lines, and optional OpenTelemetry tracing.
+
+Log lines are ``key=value`` with the request id, endpoint (route path, no query string), status and
+latency; never names, dates of birth or NHS numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestContextMiddleware", "configure_logging", "setup_tracing"]
+
+log = logging.getLogger("familyctx_gateway.access")
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send the gateway's log lines to stderr as ``ts level logger message`` (message is key=value)."""
+    logger = logging.getLogger("familyctx_gateway")
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "_familyctx", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(
+            logging.Formatter("ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s")
+        )
+        handler._familyctx = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
+class RequestContextMiddleware:
+    """Pure ASGI middleware: X-Request-ID in and out, and one access log line per request.
+
+    An incoming ``X-Request-ID`` is kept when it is 1-64 characters of ``[A-Za-z0-9._:-]``, else a new
+    one is made (UUID4 hex). It is put in ``request.state.request_id``.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            endpoint = scope.get("path", "")  # path only: the query string is never logged
+            log.info(
+                "request request_id=%s method=%s endpoint=%s status=%d latency_ms=%d",
+                request_id,
+                scope.get("method"),
+                endpoint,
+                status_holder["status"],
+                round((time.perf_counter() - started) * 1000),
+            )
+
+
+def setup_tracing(app: Any) -> bool:
+    """Turn tracing on only when the standard ``OTEL_*`` variables ask for it. Returns True if on.
+
+    ``OTEL_TRACES_EXPORTER=console`` prints spans; ``otlp`` needs the OTLP exporter package (not a
+    dependency yet). ``OTEL_SDK_DISABLED=true`` or no exporter set: off. Span attributes are the
+    instrumentations' own (HTTP route, status, gRPC method): no request bodies, so no personal data.
+    """
+    exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true" or exporter_name in ("", "none"):
+        return False
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if exporter_name == "console":
+        exporter: Any = ConsoleSpanExporter()
+    else:
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        except ImportError:
+            logging.getLogger("familyctx_gateway").warning(
+                "tracing off: exporter=%s not installed", exporter_name
+            )
+            return False
+        exporter = OTLPSpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "familyctx-gateway")})
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz")
+    GrpcAioInstrumentorClient().instrument(tracer_provider=provider)
+    return True

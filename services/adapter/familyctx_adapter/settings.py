@@ -1,0 +1,165 @@
+"""Configuration of one council adapter: one pydantic-settings class, loaded from a YAML file.
+
+Precedence, highest first: explicit overrides (command-line flags), environment variables
+(prefix ``FAMILYCTX_ADAPTER_``, nested delimiter ``__``, e.g. ``FAMILYCTX_ADAPTER_LISTEN__PORT=50099``),
+the YAML file, then defaults. File shape (docs/adapter.md)::
+
+    council: {gss_code: E08000007, name: Stockport, dfe_la_number: 356}
+    cms: systemc
+    database_url: sqlite:///var/demo/stockport.sqlite
+    listen: {host: 127.0.0.1, port: 50061}
+"""
+
+from __future__ import annotations
+
+import contextvars
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from familyctx_adapter.errors import AdapterConfigError
+from familyctx_adapter.mapping import CMS_FLAVOURS
+
+__all__ = ["AdapterSettings", "CouncilSettings", "ListenSettings", "load_settings"]
+
+# The YAML file for the settings being built; a context variable so loading stays re-entrant.
+_yaml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("_yaml_file", default=None)
+
+
+class CouncilSettings(BaseModel):
+    """The local authority this adapter speaks for: ONS/GSS code (E + 8 digits), name, DfE LA number."""
+
+    gss_code: str = Field(pattern=r"^E\d{8}$", description="ONS/GSS code, e.g. E08000007")
+    name: str = Field(min_length=1, max_length=100)
+    dfe_la_number: int = Field(ge=100, le=999, description="DfE three-digit LA number, e.g. 356")
+
+
+class ListenSettings(BaseModel):
+    """Where the gRPC server listens. Port 0 asks the OS for a free port."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=50061, ge=0, le=65535)
+
+
+class AdapterSettings(BaseSettings):
+    """Everything one adapter deployment needs.
+
+    ``cms`` selects the SSD extract flavour mapping (systemc, mosaic, eclipse). ``table_names`` maps a
+    logical table (e.g. ``housing_tenancies``) to the council's physical table name when it differs.
+    Limits: ``default_max_results`` (25) and ``max_results_cap`` (100) bound FindPeople;
+    ``max_message_bytes`` bounds gRPC messages both ways.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="FAMILYCTX_ADAPTER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    council: CouncilSettings
+    cms: str
+    database_url: str
+    listen: ListenSettings = ListenSettings()
+    table_names: dict[str, str] = Field(default_factory=dict)
+    default_max_results: int = Field(default=25, ge=1, le=100)
+    max_results_cap: int = Field(default=100, ge=1, le=1000)
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=256 * 1024 * 1024)
+    worker_threads: int = Field(default=8, ge=1, le=64)
+    health_check_interval_seconds: float = Field(default=15.0, gt=0)
+    coverage_area: str = ""
+
+    @field_validator("cms")
+    @classmethod
+    def _known_cms(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in CMS_FLAVOURS:
+            raise ValueError(f"must be one of {', '.join(CMS_FLAVOURS)}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _parseable_url(cls, value: str) -> str:
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError("is not a SQLAlchemy database URL (e.g. sqlite:///path/to/file.sqlite)") from exc
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _yaml_file.get()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def area_name(self) -> str:
+        """Area the datasets cover, for Describe (defaults to the council's name)."""
+        return self.coverage_area or self.council.name
+
+
+def _describe_errors(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "(file)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(config_file: str | Path | None, **overrides: Any) -> AdapterSettings:
+    """Load settings from ``config_file`` (YAML) with env overrides, then ``overrides`` on top.
+
+    ``overrides`` are nested dicts like ``{"listen": {"port": 0}}``; ``None`` values are dropped.
+    Raises :class:`AdapterConfigError` with a message naming the file and each bad field.
+    """
+    path = Path(config_file) if config_file is not None else None
+    if path is not None:
+        if not path.is_file():
+            raise AdapterConfigError(f"config file {path} does not exist or is not a file")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise AdapterConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise AdapterConfigError(
+                f"config file {path} must hold a mapping (council, cms, database_url...)"
+            )
+    clean = _drop_none(overrides)
+    token = _yaml_file.set(path)
+    try:
+        return AdapterSettings(**clean)
+    except ValidationError as exc:
+        where = f"config file {path}" if path else "adapter settings"
+        raise AdapterConfigError(f"{where} is invalid: {_describe_errors(exc)}") from None
+    finally:
+        _yaml_file.reset(token)
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            nested = _drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

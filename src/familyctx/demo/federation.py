@@ -1,0 +1,192 @@
+"""A local federation on loopback: OIDC provider, three council adapters and the gateway.
+
+Each part runs as its own process (``familyctx ... serve`` with this interpreter), supervised by
+:class:`~familyctx.demo.supervisor.Supervisor`. Used by ``familyctx demo`` and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from familyctx.councils import DEMO_COUNCILS, DemoCouncil
+from familyctx.demo.configs import write_adapter_configs, write_gateway_config
+from familyctx.demo.errors import DataBuildError
+from familyctx.demo.layout import DataLayout, FederationPorts, check_ports_free
+from familyctx.demo.readiness import grpc_health_serving, http_ok, wait_until_ready
+from familyctx.demo.supervisor import ChildProcess, Supervisor, familyctx_argv
+
+__all__ = ["Federation", "FederationOptions", "adapter_child_name"]
+
+
+def adapter_child_name(council: DemoCouncil) -> str:
+    """Supervisor name of a council's adapter process, e.g. ``adapter-stockport``."""
+    return f"adapter-{council.slug}"
+
+
+@dataclass(frozen=True)
+class FederationOptions:
+    """``people``/``seed``: synthetic data size and seed (the data is made "as of" today, so that
+    sources look fresh); ``deadline_ms``: the gateway's per-adapter
+    deadline; ``ready_timeout_seconds``: how long each process may take to become ready."""
+
+    host: str = "127.0.0.1"
+    people: int = 300
+    seed: int = 42
+    deadline_ms: int = 2000
+    ready_timeout_seconds: float = 60.0
+    step_timeout_seconds: float = 600.0
+    grace_seconds: float = 5.0
+
+
+class Federation:
+    """Builds the data and configuration, starts every process and stops them again.
+
+    Use as a context manager or call :meth:`stop`. ``report`` receives one-line progress messages.
+    Raises :class:`~familyctx.demo.errors.DemoError` subclasses: ``PortInUseError``,
+    ``DataBuildError``, ``ChildExitedError``, ``NotReadyError``.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: FederationPorts,
+        options: FederationOptions | None = None,
+        *,
+        report: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.layout = DataLayout(data_dir.resolve())
+        self.ports = ports
+        self.options = options or FederationOptions()
+        self.supervisor = Supervisor(grace_seconds=self.options.grace_seconds)
+        self._report = report
+
+    def __enter__(self) -> Federation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def issuer(self) -> str:
+        return f"http://{self.options.host}:{self.ports.oidc}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.options.host}:{self.ports.gateway}"
+
+    def adapter_address(self, gss_code: str) -> str:
+        return f"{self.options.host}:{self.ports.adapters[gss_code]}"
+
+    def child(self, name: str) -> ChildProcess:
+        """A running (or exited) child by name: ``oidc``, ``gateway``, ``adapter-<slug>``."""
+        return self.supervisor.children[name]
+
+    def check_ports(self) -> None:
+        """Raise :class:`~familyctx.demo.errors.PortInUseError` naming the first port already taken."""
+        check_ports_free(self.options.host, self.ports)
+
+    # -- building -------------------------------------------------------------------------------
+
+    def _run_step(self, what: str, args: list[str], log_name: str) -> None:
+        log_path = self.layout.log_dir / log_name
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            try:
+                result = subprocess.run(
+                    familyctx_argv(*args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    timeout=self.options.step_timeout_seconds, check=False,
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise DataBuildError(f"{what} took longer than {exc.timeout:.0f} s; see {log_path}") from exc
+        if result.returncode != 0:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
+            raise DataBuildError(f"{what} failed (exit {result.returncode}); see {log_path}:\n{tail}")
+
+    def build(self) -> None:
+        """Synthesise the councils' data if absent, write configs, prepare each adapter's indexes."""
+        self.layout.root.mkdir(parents=True, exist_ok=True)
+        if self.layout.has_synthetic_data():
+            self._report(f"using the synthetic data already in {self.layout.root} (delete it to rebuild)")
+        else:
+            self._report(f"synthesising {self.options.people} people (seed {self.options.seed}) "
+                         f"into {self.layout.root}")
+            self._run_step(
+                "familyctx synth",
+                ["synth", "--out", str(self.layout.root), "--people", str(self.options.people),
+                 "--seed", str(self.options.seed), "--as-of", dt.datetime.now(dt.UTC).date().isoformat()],
+                "synth.log",
+            )
+        configs = write_adapter_configs(self.layout, self.ports, self.options.host)
+        write_gateway_config(self.layout, self.ports, self.options.host, deadline_ms=self.options.deadline_ms)
+        for council in DEMO_COUNCILS:
+            self._report(f"preparing the {council.name} adapter's search indexes")
+            self._run_step(
+                f"familyctx adapter prepare ({council.name})",
+                ["adapter", "prepare", "--config", str(configs[council.gss_code])],
+                f"prepare-{council.slug}.log",
+            )
+
+    # -- running --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start OIDC, the adapters and the gateway; return once each is ready.
+
+        On any failure every child already started is stopped before the error propagates.
+        """
+        host = self.options.host
+        self.check_ports()
+        logs = self.layout.log_dir
+        timeout = self.options.ready_timeout_seconds
+        try:
+            oidc = self.supervisor.start(
+                "oidc",
+                familyctx_argv("oidc", "serve", "--host", host, "--port", str(self.ports.oidc),
+                               "--state-dir", str(self.layout.oidc_state_dir)),
+                log_path=logs / "oidc.log",
+            )
+            adapters = []
+            for council in DEMO_COUNCILS:
+                child = self.supervisor.start(
+                    adapter_child_name(council),
+                    familyctx_argv("adapter", "serve", "--config", str(self.layout.adapter_config(council)),
+                                   "--host", host, "--port", str(self.ports.adapters[council.gss_code])),
+                    log_path=logs / f"{adapter_child_name(council)}.log",
+                )
+                adapters.append((council, child))
+            wait_until_ready(oidc, http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+                             what="OIDC provider", timeout_seconds=timeout)
+            for council, child in adapters:
+                wait_until_ready(child, grpc_health_serving(self.adapter_address(council.gss_code)),
+                                 what=f"{council.name} adapter", timeout_seconds=timeout)
+            gateway = self.supervisor.start(
+                "gateway",
+                familyctx_argv("gateway", "serve", "--config", str(self.layout.gateway_config),
+                               "--host", host, "--port", str(self.ports.gateway)),
+                log_path=logs / "gateway.log",
+            )
+            wait_until_ready(gateway, http_ok(f"{self.gateway_url}/readyz"), what="gateway",
+                             timeout_seconds=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._report(f"all processes ready; logs in {logs}")
+
+    def restart_adapter(self, gss_code: str) -> None:
+        """Stop (if needed) and start again one council's adapter; return once it is SERVING."""
+        council = next(c for c in DEMO_COUNCILS if c.gss_code == gss_code)
+        name = adapter_child_name(council)
+        previous = self.supervisor.children[name]
+        self.supervisor.stop(name)
+        child = self.supervisor.start(name, previous.argv, log_path=previous.log_path)
+        wait_until_ready(child, grpc_health_serving(self.adapter_address(gss_code)),
+                         what=f"{council.name} adapter", timeout_seconds=self.options.ready_timeout_seconds)
+
+    def stop(self) -> None:
+        """Stop every child (SIGTERM, then SIGKILL after the grace period)."""
+        self.supervisor.stop_all()

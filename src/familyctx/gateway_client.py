@@ -1,0 +1,175 @@
+"""A small HTTP client for the demo tools: get an access token, call the gateway.
+
+Used by ``familyctx token``, ``familyctx query`` and ``familyctx demo``. Tokens come from the
+provider's token endpoint (found by OpenID Connect Discovery 1.0) with the resource-owner password
+grant (RFC 6749 section 4.3) and the public client ``familyctx-cli``; gateway calls send them as
+RFC 6750 bearer tokens. Errors form one tree under :class:`ClientError`; their messages never carry
+personal data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "CLI_CLIENT_ID",
+    "DEFAULT_GATEWAY_URL",
+    "DEFAULT_ISSUER",
+    "ClientError",
+    "GatewayClient",
+    "GatewayHttpError",
+    "ServiceUnreachable",
+    "TokenRequestError",
+    "fetch_token",
+]
+
+DEFAULT_ISSUER = "http://127.0.0.1:9000"
+DEFAULT_GATEWAY_URL = "http://127.0.0.1:8000"
+CLI_CLIENT_ID = "familyctx-cli"
+
+
+class ClientError(Exception):
+    """Root of the client's errors; ``str(error)`` is a message a person can act on."""
+
+
+class ServiceUnreachable(ClientError):
+    """Nothing answered at the URL (connection refused, DNS failure, timeout)."""
+
+
+class TokenRequestError(ClientError):
+    """The provider refused the token request (RFC 6749 section 5.2 error) or answered oddly."""
+
+
+@dataclass
+class GatewayHttpError(ClientError):
+    """The gateway answered with a 4xx/5xx. ``errors``: per-field problems of a 422."""
+
+    status: int
+    detail: str
+    errors: list[dict[str, str]] = field(default_factory=list)
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        hints = {
+            401: "the access token was refused: get a fresh one with `familyctx token --user NAME`",
+            403: "your role may not make this request",
+            413: "the request is too large",
+            422: "the request is not valid",
+            503: "the gateway could not record the audit entry, so it returned no data; try again later",
+        }
+        lines = [f"gateway answered {self.status}: {self.detail}"]
+        if self.status in hints:
+            lines.append(f"({hints[self.status]})")
+        lines.extend(f"  - {item.get('field', '?')}: {item.get('message', '')}" for item in self.errors)
+        if self.request_id:
+            lines.append(f"request id: {self.request_id}")
+        return "\n".join(lines)
+
+
+def fetch_token(
+    issuer: str,
+    username: str,
+    password: str,
+    *,
+    client_id: str = CLI_CLIENT_ID,
+    timeout: float = 10.0,
+    transport: httpx.BaseTransport | None = None,
+) -> str:
+    """Return an access token (compact JWT) for ``username`` from the provider at ``issuer``.
+
+    Discovers the token endpoint from ``<issuer>/.well-known/openid-configuration``. Raises
+    :class:`ServiceUnreachable` when the provider does not answer and :class:`TokenRequestError`
+    when it refuses (e.g. ``invalid_grant`` for an unknown user or wrong password).
+    """
+    base = issuer.rstrip("/")
+    with httpx.Client(timeout=timeout, transport=transport) as http:
+        try:
+            discovery = http.get(f"{base}/.well-known/openid-configuration")
+            discovery.raise_for_status()
+            token_endpoint = discovery.json()["token_endpoint"]
+            response = http.post(
+                token_endpoint,
+                data={"grant_type": "password", "username": username, "password": password,
+                      "client_id": client_id},
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(
+                f"the OIDC provider at {base} is not reachable ({type(exc).__name__}); is it running? "
+                "(`familyctx oidc serve` or `familyctx demo`)"
+            ) from exc
+        except (httpx.HTTPStatusError, ValueError, KeyError) as exc:
+            raise TokenRequestError(f"{base} has no usable OIDC discovery document") from exc
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code != 200 or "access_token" not in body:
+        error = body.get("error", f"HTTP {response.status_code}")
+        description = body.get("error_description", "")
+        raise TokenRequestError(f"token request refused: {error} {description}".strip())
+    return str(body["access_token"])
+
+
+class GatewayClient:
+    """Calls the gateway's ``/v1`` API with a bearer token; returns the decoded JSON body.
+
+    Every call sends an ``X-Request-ID`` (a new UUID unless given). Raises :class:`ServiceUnreachable`
+    and :class:`GatewayHttpError`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._base = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self._base, headers=headers, timeout=timeout, transport=transport)
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def search(self, body: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """``POST /v1/searches`` with ``body`` (SearchRequest shape)."""
+        return self._post("/v1/searches", body, request_id)
+
+    def family_context(self, body: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """``POST /v1/family-context`` with ``body`` (FamilyContextRequest shape)."""
+        return self._post("/v1/family-context", body, request_id)
+
+    def _post(self, path: str, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+        headers = {"X-Request-ID": request_id or str(uuid.uuid4())}
+        try:
+            response = self._http.post(path, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServiceUnreachable(
+                f"the gateway at {self._base} is not reachable ({type(exc).__name__}); is it running? "
+                "(`familyctx gateway serve` or `familyctx demo`)"
+            ) from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if response.status_code >= 400 or not isinstance(payload, dict):
+            info = payload if isinstance(payload, dict) else {}
+            raise GatewayHttpError(
+                status=response.status_code,
+                detail=str(info.get("detail") or response.reason_phrase or "no detail"),
+                errors=list(info.get("errors") or []),
+                request_id=info.get("request_id") or response.headers.get("x-request-id"),
+            )
+        return payload

@@ -1,0 +1,91 @@
+"""(f) ``familyctx demo --no-serve`` end to end on free ports, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from familyctx.demo import FederationPorts
+from familyctx.demo.layout import check_ports_free
+from familyctx.demo.supervisor import familyctx_argv
+
+
+def _free_base(count: int = 5) -> int:
+    """A base port with ``count`` consecutive free ports after it (checked by binding each)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        start = int(probe.getsockname()[1])
+    for base in range(start, start + 2000, count):
+        try:
+            check_ports_free("127.0.0.1", FederationPorts.from_base(base))
+        except Exception:  # noqa: BLE001 - try the next block
+            continue
+        return base
+    raise AssertionError("no block of free ports found")
+
+
+def _run_demo(data_dir: Path, base: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        familyctx_argv("demo", "--data-dir", str(data_dir), "--people", "40", "--seed", "3", "--no-serve",
+                       "--base-port", str(base)),
+        capture_output=True, text=True, timeout=280, check=False,
+        env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"},
+    )
+
+
+DemoRun = tuple[subprocess.CompletedProcess[str], Path, int]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    data_dir = tmp_path_factory.mktemp("demo")
+    base = _free_base()
+    return _run_demo(data_dir, base), data_dir, base
+
+
+def test_demo_prints_the_mother_and_a_practitioner(demo_run: DemoRun) -> None:
+    result, data_dir, _ = demo_run
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    scenario = json.loads((data_dir / "scenarios.json").read_text())["mother_moved"]
+    mother_names = {f"{r['given_name']} {r['family_name']}" for r in (scenario["mother"],
+                                                                        scenario["mother_previous_record"])}
+    assert any(name in out for name in mother_names), "the mother's name is printed"
+    child = scenario["child"]
+    assert f"{child['given_name']} {child['family_name']} (subject)" in out
+
+    staff = set()
+    for slug in ("stockport", "leeds", "manchester"):
+        engine = sa.create_engine(f"sqlite:///{data_dir / f'{slug}.sqlite'}")
+        with engine.connect() as conn:
+            staff |= set(conn.execute(sa.text("SELECT display_name FROM staff_directory")).scalars())
+        engine.dispose()
+    assert any(name in out for name in staff), "a named practitioner is printed"
+    assert "records found" in out and "Sources" in out
+
+
+def test_demo_leaves_no_process_behind(demo_run: DemoRun) -> None:
+    result, data_dir, base = demo_run
+    assert result.returncode == 0
+    check_ports_free("127.0.0.1", FederationPorts.from_base(base))  # every listener is gone
+    logs = {p.name for p in (data_dir / "logs").iterdir()}
+    assert {"oidc.log", "gateway.log", "adapter-stockport.log", "adapter-leeds.log",
+            "adapter-manchester.log"} <= logs
+
+
+def test_demo_names_a_port_in_use(tmp_path: Path) -> None:
+    base = _free_base()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", base))
+        squatter.listen()
+        result = _run_demo(tmp_path / "data", base)
+    assert result.returncode == 1
+    text = " ".join((result.stdout + result.stderr).split())
+    assert f"port {base}" in text and "in use" in text and "--base-port" in text
+    assert not (tmp_path / "data" / "scenarios.json").exists(), "fails before the slow steps"

@@ -1,0 +1,161 @@
+"""The adapter's real gRPC server, in process on a free port, over SQLite and PostgreSQL.
+
+Calls go through a real channel (grpc.aio); the warehouse is real SQL built with build_metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+import sqlalchemy as sa
+from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
+from familyctx_adapter.indexes import prepare_indexes
+from familyctx_adapter.server import build_server
+from familyctx_adapter.sql_source import SqlWarehouseSource
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from unit.test_adapter_fixture_warehouse import BROTHER, CHILD, MOTHER, build_warehouse, settings_for
+
+BACKENDS = [
+    ("sqlite", "systemc"),
+    ("sqlite", "mosaic"),
+    ("postgres", "systemc"),
+    ("postgres", "mosaic"),
+    ("postgres", "eclipse"),
+]
+
+
+class Adapter:
+    def __init__(
+        self, stub: adapter_pb2_grpc.AdapterServiceStub, channel: grpc.aio.Channel, cms: str
+    ) -> None:
+        self.stub, self.channel, self.cms = stub, channel, cms
+
+
+@pytest.fixture(params=BACKENDS, ids=[f"{b}-{c}" for b, c in BACKENDS])
+async def adapter(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Adapter]:  # noqa: ANN001
+    backend, cms = request.param
+    url = (
+        request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path}/w.sqlite"
+    )
+    engine = sa.create_engine(url)
+    build_warehouse(engine, cms)
+    engine.dispose()
+    settings = settings_for(cms, url)
+    source = SqlWarehouseSource.from_settings(settings)
+    prepare_indexes(source.w)
+    server = build_server(settings, source)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield Adapter(adapter_pb2_grpc.AdapterServiceStub(channel), channel, cms)
+    finally:
+        await channel.close()
+        await server.stop(grace=None)
+
+
+META = (("x-request-id", "req-123"), ("x-purpose", "s47_enquiry"))
+
+
+async def test_health_and_describe(adapter: Adapter) -> None:
+    health = health_pb2_grpc.HealthStub(adapter.channel)
+    for service in ("", "familycontext.v1.AdapterService"):
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    d = await adapter.stub.Describe(adapter_pb2.DescribeRequest(), timeout=10)
+    assert d.contract_version == "1.0.0" and d.source_system == adapter.cms
+    assert {ds.dataset_id for ds in d.datasets} == {"csc", "early_help", "asc", "housing"}
+
+
+async def test_find_people_by_nhs_number_and_by_name_and_dob(adapter: Adapter) -> None:
+    by_nhs = await adapter.stub.FindPeople(
+        adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number="943-476-5919")),
+        metadata=META,
+        timeout=10,
+    )
+    assert [p.local_person_id for p in by_nhs.candidates] == [CHILD]
+    assert by_nhs.candidates[0].address.postcode == "SK1 3XE"
+    by_name = await adapter.stub.FindPeople(
+        adapter_pb2.FindPeopleRequest(
+            query=adapter_pb2.PersonQuery(
+                given_name="ZOE",
+                family_name="o'neill",
+                date_of_birth=types_pb2.Date(year=2014, month=3, day=5),
+            ),
+            max_results=1,
+        ),
+        metadata=META,
+        timeout=10,
+    )
+    assert [(p.local_person_id, p.given_name, p.family_name) for p in by_name.candidates] == [
+        (CHILD, "Zoë", "O'Neill")
+    ]
+
+
+async def test_family_context(adapter: Adapter) -> None:
+    ctx = await adapter.stub.GetFamilyContext(
+        adapter_pb2.GetFamilyContextRequest(local_person_ids=[CHILD, "UNKNOWN"], include_relatives=True),
+        metadata=META,
+        timeout=10,
+    )
+    assert {p.local_person_id for p in ctx.people} == {CHILD, BROTHER, MOTHER}
+    named = {(i.local_person_id, i.service): i.practitioner.name for i in ctx.involvements}
+    assert named[(CHILD, "Child protection plan")] == "Priya Shah"
+    assert named[(MOTHER, "Tenancy")] == "Dan Price"
+    assert len(ctx.dataset_outcomes) == 3 * 4
+
+
+async def test_invalid_argument_and_not_found(adapter: Adapter) -> None:
+    bad_searches = [
+        (adapter_pb2.FindPeopleRequest(), "give at least one of"),
+        (
+            adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(family_name="x" * 300)),
+            "longer than 200",
+        ),
+        (
+            adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(family_name="Smith"), max_results=-5),
+            "max_results",
+        ),
+        (
+            adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number="9999999999")),
+            "NHS number check",
+        ),
+    ]
+    for request_message, message in bad_searches:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await adapter.stub.FindPeople(request_message, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in (info.value.details() or "")
+        assert "9999999999" not in (info.value.details() or "")
+
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await adapter.stub.GetFamilyContext(
+            adapter_pb2.GetFamilyContextRequest(local_person_ids=[f"P{i}" for i in range(51)]), timeout=10
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 50" in (info.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await adapter.stub.GetFamilyContext(
+            adapter_pb2.GetFamilyContextRequest(local_person_ids=["NOPE-1", "NOPE-2"]), timeout=10
+        )
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "NOPE" not in (info.value.details() or "")
+
+
+async def test_logs_carry_request_id_and_purpose_but_no_personal_data(
+    adapter: Adapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="familyctx.adapter")
+    await adapter.stub.FindPeople(
+        adapter_pb2.FindPeopleRequest(
+            query=adapter_pb2.PersonQuery(nhs_number="9434765919", family_name="O'Neill", given_name="Zoë")
+        ),
+        metadata=META,
+        timeout=10,
+    )
+    lines = [r.getMessage() for r in caplog.records if r.name == "familyctx.adapter"]
+    assert any("FindPeople" in line and "req-123" in line and "s47_enquiry" in line for line in lines)
+    text = "\n".join(lines)
+    for personal in ("9434765919", "O'Neill", "Zoë", "2014"):
+        assert personal not in text

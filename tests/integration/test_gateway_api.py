@@ -1,0 +1,186 @@
+"""The gateway end to end in-process: real FastAPI app (lifespan), real gRPC fake councils on loopback,
+real JWTs from a real JWKS endpoint, real SQLite audit file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
+from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
+
+PURPOSE = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
+SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
+
+
+@pytest.fixture
+def issuer() -> Iterator[TestIssuer]:
+    with running_issuer() as running:
+        yield running
+
+
+@pytest.fixture
+async def gw(issuer: TestIssuer, tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(issuer, f"sqlite:///{tmp_path / 'audit.sqlite'}") as running:
+        yield running
+
+
+async def test_search_by_nhs_number_links_nothing_else_and_reports_every_source(gw: RunningGateway) -> None:
+    resp = await gw.client.post("/v1/searches", json={**PURPOSE, "nhs_number": "999 000 0018"}, headers=gw.auth())
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert [c["records"][0]["local_person_id"] for c in body["candidates"]] == ["S-1001"]
+    assert {s["gss_code"]: s["state"] for s in body["sources"]} == {STOCKPORT: "ok", LEEDS: "ok", MANCHESTER: "ok"}
+    assert all(isinstance(s["latency_ms"], int) for s in body["sources"])
+
+
+async def test_search_by_name_links_certain_merges_and_shows_probable_as_possible(gw: RunningGateway) -> None:
+    resp = await gw.client.post("/v1/searches", json={**PURPOSE, "family_name": "O'Neill"}, headers=gw.auth())
+    assert resp.status_code == 200, resp.text
+    candidates = resp.json()["candidates"]
+    by_records = {tuple(sorted(r["local_person_id"] for r in c["records"])): c for c in candidates}
+    # The mother: same valid NHS number in Stockport and Leeds -> one candidate, two records, certain.
+    mother = by_records[("L-77", "S-1003")]
+    assert mother["match_grade"] == "certain"
+    assert {r["gss_code"] for r in mother["records"]} == {STOCKPORT, LEEDS}
+    nhs_evidence = {f["field"]: f["outcome"] for f in mother["evidence"][0]["fields"]}
+    assert nhs_evidence["nhs_number"] == "agree"
+    # Jayden: no NHS number on either side, names and date of birth agree -> probable, not merged.
+    jayden_s, jayden_l = by_records[("S-1002",)], by_records[("L-78",)]
+    assert jayden_s["match_grade"] is None
+    assert [(m["candidate_id"], m["match_grade"]) for m in jayden_s["possible_matches"]] == [
+        (jayden_l["candidate_id"], "probable")
+    ]
+    # The other Zoe in Manchester has a different valid NHS number: never linked, not even possible.
+    zoe_s, zoe_m = by_records[("S-1001",)], by_records[("M-5",)]
+    assert zoe_m["candidate_id"] not in {m["candidate_id"] for m in zoe_s["possible_matches"]}
+
+
+async def test_search_passes_request_id_and_purpose_to_every_council(gw: RunningGateway) -> None:
+    resp = await gw.client.post(
+        "/v1/searches",
+        json={**PURPOSE, "given_name": "Zoe", "date_of_birth": "2014-03-05"},
+        headers={**gw.auth(), "X-Request-ID": "req-abc-123"},
+    )
+    assert resp.status_code == 200
+    assert resp.headers["x-request-id"] == "req-abc-123"
+    assert resp.json()["request_id"] == "req-abc-123"
+    for servicer in gw.servicers.values():
+        method, metadata = servicer.calls[-1]
+        assert method == "FindPeople"
+        assert metadata["x-request-id"] == "req-abc-123"
+        assert metadata["x-purpose"] == "s47_enquiry"
+
+
+async def test_family_context_child_with_mother_in_another_council(gw: RunningGateway) -> None:
+    resp = await gw.client.post("/v1/family-context", json={**PURPOSE, "subject": SUBJECT}, headers=gw.auth())
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    people = {p["given_name"]: p for p in body["people"]}
+    assert set(people) == {"Zoë", "Jayden", "Claire"}
+    zoe, jayden, mother = people["Zoë"], people["Jayden"], people["Claire"]
+    assert zoe["is_subject"] and body["subject_person_id"] == zoe["person_id"]
+
+    # The mother is merged from Stockport and Leeds by NHS number, each record with its provenance.
+    assert [(r["gss_code"], r["local_person_id"]) for r in mother["records"]] == [
+        (STOCKPORT, "S-1003"),
+        (LEEDS, "L-77"),
+    ]
+    assert {r["provenance"]["council_gss_code"] for r in mother["records"]} == {STOCKPORT, LEEDS}
+    assert mother["evidence"][0]["match_grade"] == "certain"
+    conflicts = {c["field"]: c["values"] for c in mother["conflicts"]}
+    assert conflicts["given_name"] == ["Claire", "Clare"]
+    assert len(conflicts["address"]) == 2
+    assert {s["gss_code"]: s["state"] for s in mother["council_states"]} == {
+        STOCKPORT: "records_found",
+        LEEDS: "records_found",
+        MANCHESTER: "none_found",
+    }
+
+    # Jayden has no NHS number in Stockport: Leeds' "Jayden ONeill" is a probable match, shown, not merged.
+    assert len(jayden["records"]) == 1
+    assert [(m["record"]["local_person_id"], m["match_grade"]) for m in jayden["possible_matches"]] == [
+        ("L-78", "probable")
+    ]
+    assert {s["gss_code"]: s["state"] for s in jayden["council_states"]}[LEEDS] == "possible_match_only"
+
+    # Relationships between merged people; involvements from both councils with practitioners.
+    rels = {(r["person_id"], r["related_person_id"], r["type"]) for r in body["relationships"]}
+    assert (zoe["person_id"], mother["person_id"], "parent") in rels
+    assert (zoe["person_id"], jayden["person_id"], "sibling") in rels
+    services = {(i["person_id"], i["gss_code"], i["service"]): i for i in body["involvements"]}
+    assert (zoe["person_id"], STOCKPORT, "Child protection plan") in services
+    tenancy = services[(mother["person_id"], LEEDS, "Tenancy")]
+    assert tenancy["practitioner"]["name"] == "Alex Hughes"
+    assert tenancy["practitioner"]["phone"] and tenancy["practitioner"]["email"]
+    assert tenancy["provenance"]["council_gss_code"] == LEEDS
+    assert (mother["person_id"], LEEDS, "Adult social care: carer support") in services
+
+    # Per person, per council, per dataset states; council-level states with freshness.
+    mother_states = {(d["gss_code"], d["dataset_id"]): d["state"] for d in mother["dataset_states"]}
+    assert mother_states[(LEEDS, "housing")] == "records_found"
+    assert mother_states[(STOCKPORT, "csc")] == "none_found"
+    sources = {s["gss_code"]: s for s in body["sources"]}
+    assert {code: s["state"] for code, s in sources.items()} == {STOCKPORT: "ok", LEEDS: "ok", MANCHESTER: "ok"}
+    assert {d["dataset_id"] for d in sources[LEEDS]["datasets"]} == {"asc", "housing"}
+    assert all(d["refreshed_at"] and d["stale"] is False for d in sources[LEEDS]["datasets"])
+
+    # Leeds was asked for the mother's details without relatives, after a FindPeople by NHS number.
+    assert [m for m, _ in gw.servicers[LEEDS].calls if m != "Describe"] == [
+        "FindPeople",
+        "FindPeople",
+        "FindPeople",
+        "GetFamilyContext",
+    ]
+
+
+async def test_family_context_unknown_council_and_unknown_person(gw: RunningGateway) -> None:
+    resp = await gw.client.post(
+        "/v1/family-context",
+        json={**PURPOSE, "subject": {"gss_code": "E09000001", "local_person_id": "S-1001"}},
+        headers=gw.auth(),
+    )
+    assert resp.status_code == 404
+    assert "not part of this federation" in resp.json()["detail"]
+    resp = await gw.client.post(
+        "/v1/family-context",
+        json={**PURPOSE, "subject": {"gss_code": STOCKPORT, "local_person_id": "S-9999"}},
+        headers=gw.auth(),
+    )
+    assert resp.status_code == 404
+    assert "search again" in resp.json()["detail"]
+
+
+async def test_ig_officer_may_not_search(gw: RunningGateway) -> None:
+    resp = await gw.client.post(
+        "/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth("ig.stockport")
+    )
+    assert resp.status_code == 403
+    assert "S-1001" not in resp.text
+
+
+async def test_team_manager_may_search(gw: RunningGateway) -> None:
+    resp = await gw.client.post("/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth("tm.leeds"))
+    assert resp.status_code == 200
+
+
+async def test_sources_health_and_readiness(gw: RunningGateway) -> None:
+    assert (await gw.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await gw.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert (await gw.client.get("/v1/sources")).status_code == 401
+    resp = await gw.client.get("/v1/sources", headers=gw.auth())
+    assert resp.status_code == 200
+    sources = {s["gss_code"]: s for s in resp.json()["sources"]}
+    assert set(sources) == {STOCKPORT, LEEDS, MANCHESTER}
+    assert sources[STOCKPORT]["state"] == "ok"
+    assert sources[STOCKPORT]["contract_version"] == "1.0.0"
+    assert {d["dataset_id"] for d in sources[STOCKPORT]["datasets"]} == {"csc", "early_help"}
+
+
+async def test_openapi_document_lists_the_api(gw: RunningGateway) -> None:
+    paths = (await gw.client.get("/openapi.json")).json()["paths"]
+    assert {"/v1/searches", "/v1/family-context", "/v1/sources", "/healthz", "/readyz"} <= set(paths)

@@ -1,0 +1,106 @@
+"""Malformed requests get 422 (or 413) with a message a person can act on; never 500, never an echo."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
+from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+
+OK = {"purpose": "s17_assessment", "case_reference": "CASE-1"}
+
+
+@pytest.fixture
+def issuer() -> Iterator[TestIssuer]:
+    with running_issuer() as running:
+        yield running
+
+
+@pytest.fixture
+async def gw(issuer: TestIssuer, tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    async with running_gateway(issuer, f"sqlite:///{tmp_path / 'audit.sqlite'}") as running:
+        yield running
+
+
+async def _errors(gw: RunningGateway, path: str, body: Any) -> dict[str, str]:
+    resp = await gw.client.post(path, json=body, headers=gw.auth())
+    assert resp.status_code == 422, resp.text
+    payload = resp.json()
+    assert payload["detail"].startswith("The request is not valid")
+    return {e["field"]: e["message"] for e in payload["errors"]}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "expected"),
+    [
+        ({**OK, "given_name": "Zoë", "date_of_birth": "2014-02-31"}, "date_of_birth", "not a real calendar date"),
+        ({**OK, "given_name": "Zoë", "date_of_birth": "05/03/2014"}, "date_of_birth", "YYYY-MM-DD"),
+        ({**OK, "given_name": "Zoë", "date_of_birth": "2999-01-01"}, "date_of_birth", "not be in the future"),
+        ({**OK, "given_name": "Zoë", "date_of_birth": "1899-12-31"}, "date_of_birth", "after 1900-01-01"),
+        ({**OK, "family_name": "x" * 101}, "family_name", "1-100 characters"),
+        ({**OK, "family_name": "Smith", "postcode": "SK1 3XE SK1 3XE"}, "postcode", "at most 10"),
+        ({**OK, "nhs_number": "943 476 5918"}, "nhs_number", "check digit"),
+        ({**OK, "nhs_number": "99999999999999"}, "nhs_number", "10 digits"),
+        ({**OK, "purpose": "curiosity", "family_name": "Smith"}, "purpose", "s17_assessment"),
+        ({**OK, "case_reference": "", "family_name": "Smith"}, "case_reference", "1-64 characters"),
+        ({**OK, "case_reference": "c" * 65, "family_name": "Smith"}, "case_reference", "1-64 characters"),
+        ({**OK, "family_name": 12345}, "family_name", "text"),
+        ({**OK, "family_name": ["Smith"]}, "family_name", "text"),
+        ({**OK, "family_name": "Smith", "ssn": "123"}, "ssn", "not a recognised field"),
+        ({"case_reference": "C", "family_name": "Smith"}, "purpose", "is required"),
+        (OK, "body", "Give at least an NHS number"),
+        ({**OK, "given_name": "Zoë"}, "body", "Give at least an NHS number"),
+        (["not", "an", "object"], "body", "JSON object"),
+    ],
+)
+async def test_search_validation_messages(gw: RunningGateway, body: Any, field: str, expected: str) -> None:
+    errors = await _errors(gw, "/v1/searches", body)
+    assert field in errors, errors
+    assert expected in errors[field]
+
+
+async def test_messages_never_echo_submitted_values(gw: RunningGateway) -> None:
+    body = {**OK, "given_name": "Zoë", "family_name": "<script>O'Neill", "date_of_birth": "2014-02-31",
+            "nhs_number": "943 476 5918", "postcode": "NOT A CODE"}
+    resp = await gw.client.post("/v1/searches", json=body, headers=gw.auth())
+    assert resp.status_code == 422
+    for value in ("Zoë", "O'Neill", "2014-02-31", "943 476 5918", "9434765918", "NOT A CODE"):
+        assert value not in resp.text
+
+
+@pytest.mark.parametrize(
+    ("subject", "field"),
+    [
+        ({"gss_code": "Stockport", "local_person_id": "S-1"}, "subject.gss_code"),
+        ({"gss_code": "E08000007", "local_person_id": "S 1; DROP TABLE"}, "subject.local_person_id"),
+        ({"gss_code": "E08000007"}, "subject.local_person_id"),
+        ("E08000007/S-1", "subject"),
+    ],
+)
+async def test_family_context_validation(gw: RunningGateway, subject: Any, field: str) -> None:
+    errors = await _errors(gw, "/v1/family-context", {**OK, "subject": subject})
+    assert field in errors, errors
+
+
+async def test_invalid_json_is_422(gw: RunningGateway) -> None:
+    resp = await gw.client.post(
+        "/v1/searches", content=b'{"purpose": ', headers={**gw.auth(), "Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422
+    assert resp.json()["errors"] == [{"field": "body", "message": "The request body is not valid JSON"}]
+
+
+async def test_oversized_body_is_413(gw: RunningGateway) -> None:
+    body = {**OK, "family_name": "Smith", "padding": "x" * (70 * 1024)}
+    resp = await gw.client.post("/v1/searches", json=body, headers=gw.auth())
+    assert resp.status_code == 413
+    assert "x" * 100 not in resp.text
+
+
+async def test_validation_happens_after_authentication(gw: RunningGateway) -> None:
+    resp = await gw.client.post("/v1/searches", json={"purpose": "nonsense"})
+    assert resp.status_code == 401

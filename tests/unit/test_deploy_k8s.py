@@ -1,0 +1,245 @@
+"""Kubernetes manifests (deploy/k8s): hardened pods, the right probes, one overlay per council.
+
+The base and overlay files are parsed with PyYAML and validated with kubernetes-validate (strict,
+offline schemas). Rendering the overlays needs `kubectl kustomize`; kubectl is not in the package
+registries, so those tests are skipped with the reason when it is absent (the file-level tests still
+check what each overlay replaces).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from familyctx.councils import DEMO_COUNCILS
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+BASE = K8S / "base"
+OVERLAYS = K8S / "overlays"
+GATEWAY_LABEL = {"app.kubernetes.io/name": "familyctx-gateway"}
+ADAPTER_LABEL = {"app.kubernetes.io/name": "familyctx-adapter"}
+KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def _kustomization(directory: Path) -> dict[str, Any]:
+    return yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+
+
+def _resources(directory: Path) -> list[dict[str, Any]]:
+    """Every resource a kustomization lists, following directories (no patches applied)."""
+    out: list[dict[str, Any]] = []
+    for entry in _kustomization(directory).get("resources", []):
+        path = (directory / entry).resolve()
+        out.extend(_resources(path) if path.is_dir() else _docs(path))
+    return out
+
+
+def _one(resources: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind}/{name}, found {len(found)}"
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def base() -> list[dict[str, Any]]:
+    return _resources(BASE)
+
+
+def test_every_listed_resource_file_exists() -> None:
+    for kfile in K8S.rglob("kustomization.yaml"):
+        kustomization = yaml.safe_load(kfile.read_text(encoding="utf-8"))
+        for entry in kustomization.get("resources", []):
+            assert (kfile.parent / entry).exists(), f"{kfile}: {entry} missing"
+        for generator in kustomization.get("configMapGenerator", []):
+            for name in generator["files"]:
+                assert (kfile.parent / name).is_file(), f"{kfile}: {name} missing"
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_base_manifests_pass_strict_schema_validation(base: list[dict[str, Any]], version: str) -> None:
+    for resource in base:
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_strict_validation_catches_a_misspelt_field() -> None:
+    # The check above is only worth something if an unknown field fails it.
+    bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"portz": []}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("name", ["familyctx-gateway", "familyctx-adapter"])
+def test_pods_are_hardened(base: list[dict[str, Any]], name: str) -> None:
+    pod = _one(base, "Deployment", name)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) == {"cpu", "memory"}, f"{name} {kind}"
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
+
+
+def test_adapter_probes_use_grpc_health_on_the_serving_port(base: list[dict[str, Any]]) -> None:
+    (container,) = _one(base, "Deployment", "familyctx-adapter")["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["grpc"] == {"port": 50051}, probe
+    assert container["args"] == ["adapter", "serve", "--config", "/etc/familyctx/adapter.yaml"]
+
+
+def test_gateway_probes_use_healthz_and_readyz(base: list[dict[str, Any]]) -> None:
+    (container,) = _one(base, "Deployment", "familyctx-gateway")["spec"]["template"]["spec"]["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["args"] == ["gateway", "serve", "--config", "/etc/familyctx/gateway.yaml"]
+
+
+def test_secrets_come_from_secret_references_not_config(base: list[dict[str, Any]]) -> None:
+    wanted = {
+        "familyctx-gateway": "FAMILYCTX_GATEWAY_AUDIT_DATABASE_URL",
+        "familyctx-adapter": "FAMILYCTX_ADAPTER_DATABASE_URL",
+    }
+    for name, variable in wanted.items():
+        (container,) = _one(base, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        assert "secretKeyRef" in env[variable]["valueFrom"], f"{name}: {variable}"
+
+
+def test_gateway_has_a_disruption_budget_and_spare_replicas(base: list[dict[str, Any]]) -> None:
+    pdb = _one(base, "PodDisruptionBudget", "familyctx-gateway")
+    assert pdb["spec"]["selector"]["matchLabels"] == GATEWAY_LABEL
+    assert pdb["spec"]["minAvailable"] == 1
+    assert _one(base, "Deployment", "familyctx-gateway")["spec"]["replicas"] > pdb["spec"]["minAvailable"]
+
+
+def test_only_the_gateway_may_call_an_adapter_and_only_on_grpc(base: list[dict[str, Any]]) -> None:
+    policy = _one(base, "NetworkPolicy", "familyctx-adapter")["spec"]
+    assert policy["podSelector"]["matchLabels"] == ADAPTER_LABEL
+    assert "Ingress" in policy["policyTypes"]
+    (rule,) = policy["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 50051}]
+    assert [peer["podSelector"]["matchLabels"] for peer in rule["from"]] == [GATEWAY_LABEL]
+
+
+def test_services_select_their_pods(base: list[dict[str, Any]]) -> None:
+    assert _one(base, "Service", "familyctx-gateway")["spec"]["selector"] == GATEWAY_LABEL
+    adapter = _one(base, "Service", "familyctx-adapter")["spec"]
+    assert adapter["selector"] == ADAPTER_LABEL
+    assert adapter["ports"][0]["port"] == 50051
+
+
+# --- overlays -----------------------------------------------------------------------------------
+
+
+def test_one_overlay_per_demo_council_plus_central() -> None:
+    assert {p.name for p in OVERLAYS.iterdir() if p.is_dir()} == {c.slug for c in DEMO_COUNCILS} | {"central"}
+
+
+@pytest.mark.parametrize("council", DEMO_COUNCILS, ids=lambda c: c.slug)
+def test_council_overlay_configures_its_own_adapter(council: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from familyctx_adapter.settings import load_settings
+
+    overlay = OVERLAYS / council.slug
+    kustomization = _kustomization(overlay)
+    assert kustomization["namespace"] == f"familyctx-{council.slug}"
+    assert kustomization["resources"] == ["namespace.yaml", "../../base/adapter"]
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator == {"name": "familyctx-adapter-config", "behavior": "replace", "files": ["adapter.yaml"]}
+    (labels,) = kustomization["labels"]
+    assert labels["pairs"]["familyctx/gss-code"] == council.gss_code
+    # The database URL arrives from the Secret as an environment variable; simulate it.
+    monkeypatch.setenv("FAMILYCTX_ADAPTER_DATABASE_URL", "postgresql+psycopg://reader@warehouse/ssd")
+    settings = load_settings(overlay / "adapter.yaml")
+    assert settings.council.gss_code == council.gss_code
+    assert settings.council.dfe_la_number == council.dfe_la_number
+    assert settings.cms == council.cms
+    assert (settings.listen.host, settings.listen.port) == ("0.0.0.0", 50051)
+    assert "database_url" not in yaml.safe_load((overlay / "adapter.yaml").read_text(encoding="utf-8"))
+
+
+def test_central_overlay_lists_every_council_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    from familyctx_gateway.settings import load_settings
+
+    kustomization = _kustomization(OVERLAYS / "central")
+    assert kustomization["resources"] == ["namespace.yaml", "../../base/gateway"]
+    settings = load_settings(OVERLAYS / "central" / "gateway.yaml")
+    assert {(a.gss_code, a.address) for a in settings.adapters} == {
+        (c.gss_code, f"familyctx-adapter.familyctx-{c.slug}.svc.cluster.local:50051") for c in DEMO_COUNCILS
+    }
+    assert settings.oidc.issuer.startswith("https://")
+
+
+def test_namespaces_enforce_the_restricted_pod_security_profile() -> None:
+    for overlay in OVERLAYS.iterdir():
+        (namespace,) = _docs(overlay / "namespace.yaml")
+        assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+        assert namespace["metadata"]["name"] == _kustomization(overlay)["namespace"]
+
+
+# --- rendered with kubectl kustomize, when kubectl is installed ----------------------------------
+
+requires_kubectl = pytest.mark.skipif(
+    shutil.which("kubectl") is None,
+    reason="kubectl is not installed (it is not in the package registries); overlays not rendered",
+)
+
+
+def _render(directory: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+@requires_kubectl
+@pytest.mark.parametrize("council", DEMO_COUNCILS, ids=lambda c: c.slug)
+def test_rendered_council_overlay(council: Any) -> None:
+    resources = _render(OVERLAYS / council.slug)
+    namespace = f"familyctx-{council.slug}"
+    for resource in resources:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSIONS[-1], strict=True)
+        if resource["kind"] != "Namespace":
+            assert resource["metadata"]["namespace"] == namespace
+    (config_map,) = [r for r in resources if r["kind"] == "ConfigMap"]
+    adapter_config = yaml.safe_load(config_map["data"]["adapter.yaml"])
+    assert adapter_config["council"]["gss_code"] == council.gss_code
+    deployment = _one(resources, "Deployment", "familyctx-adapter")
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["labels"]["familyctx/gss-code"] == council.gss_code
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert pod["spec"]["containers"][0]["image"] == "familyctx/adapter:0.1.0"
+    assert not [r for r in resources if r["kind"] == "Deployment" and "gateway" in r["metadata"]["name"]]
+
+
+@requires_kubectl
+def test_rendered_central_overlay() -> None:
+    resources = _render(OVERLAYS / "central")
+    for resource in resources:
+        kubernetes_validate.validate(resource, KUBERNETES_VERSIONS[-1], strict=True)
+    (config_map,) = [r for r in resources if r["kind"] == "ConfigMap"]
+    gateway_config = yaml.safe_load(config_map["data"]["gateway.yaml"])
+    assert {a["gss_code"] for a in gateway_config["adapters"]} == {c.gss_code for c in DEMO_COUNCILS}
+    kinds = sorted(r["kind"] for r in resources)
+    assert kinds == sorted(
+        ["Namespace", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy"]
+    )

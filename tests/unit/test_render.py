@@ -1,0 +1,163 @@
+"""Terminal rendering of gateway answers and the client's error messages (no network needed)."""
+
+# ruff: noqa: E501 - response fixtures read better one record per line
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+from familyctx_gateway.api.schemas import FamilyContextResponse, SearchResponse
+from rich.console import Console
+
+from familyctx.gateway_client import GatewayClient, GatewayHttpError, ServiceUnreachable, fetch_token
+from familyctx.render import STATE_STYLES, render_family_context, render_search
+
+STOCKPORT, LEEDS, MANCHESTER = "E08000007", "E08000035", "E08000003"
+
+
+def _record(gss: str, council: str, local_id: str, given: str, family: str, dob: str) -> dict[str, object]:
+    return {
+        "gss_code": gss, "council_name": council, "local_person_id": local_id, "nhs_number": "9998761042",
+        "given_name": given, "family_name": family, "date_of_birth": dob,
+        "provenance": {"council_gss_code": gss, "source_system": "systemc", "source_table": "ssd_person"},
+    }
+
+
+def _sources() -> list[dict[str, object]]:
+    return [
+        {"gss_code": STOCKPORT, "name": "Stockport", "state": "ok", "latency_ms": 12, "datasets": [
+            {"dataset_id": "csc", "name": "CSC", "category": "childrens_social_care",
+             "refreshed_at": "2026-11-29T06:00:00Z", "stale": False}]},
+        {"gss_code": LEEDS, "name": "Leeds", "state": "ok", "latency_ms": 20, "datasets": [
+            {"dataset_id": "housing", "name": "Housing", "category": "housing",
+             "refreshed_at": "2026-10-01T06:00:00Z", "stale": True}]},
+        {"gss_code": MANCHESTER, "name": "Manchester", "state": "timed_out", "detail": "no answer within 2000 ms"},
+    ]
+
+
+def _family_context() -> FamilyContextResponse:
+    return FamilyContextResponse.model_validate({
+        "request_id": "req-1", "purpose": "s47_enquiry", "case_reference": "CASE-1", "subject_person_id": "p1",
+        "people": [
+            {"person_id": "p1", "is_subject": True, "given_name": "Zoë", "family_name": "O'Neill",
+             "date_of_birth": "2016-03-05", "records": [_record(STOCKPORT, "Stockport", "100001", "Zoë",
+                                                                "O'Neill", "2016-03-05")],
+             "dataset_states": [
+                 {"gss_code": STOCKPORT, "local_person_id": "100001", "dataset_id": "csc", "state": "records_found"},
+                 {"gss_code": STOCKPORT, "local_person_id": "100001", "dataset_id": "asc", "state": "not_in_cohort"},
+                 {"gss_code": STOCKPORT, "local_person_id": "100001", "dataset_id": "early_help",
+                  "state": "withheld"},
+             ],
+             "council_states": [{"gss_code": LEEDS, "state": "none_found"},
+                                {"gss_code": MANCHESTER, "state": "timed_out"}]},
+            {"person_id": "p2", "given_name": "Siobhán", "family_name": "O'Neill", "date_of_birth": "1990-07-21",
+             "records": [_record(STOCKPORT, "Stockport", "100004", "Siobhán", "O'Neill", "1990-07-21"),
+                         _record(LEEDS, "Leeds", "5000001", "Siobhan", "ONeill", "1990-07-21")],
+             "dataset_states": [
+                 {"gss_code": LEEDS, "local_person_id": "5000001", "dataset_id": "housing", "state": "stale"},
+                 {"gss_code": STOCKPORT, "local_person_id": "100004", "dataset_id": "csc", "state": "none_found"},
+             ],
+             "council_states": [{"gss_code": MANCHESTER, "state": "unavailable"}]},
+        ],
+        "relationships": [{"person_id": "p1", "related_person_id": "p2", "type": "parent", "description": "Mother",
+                           "provenance": [{"council_gss_code": STOCKPORT}]}],
+        "involvements": [
+            {"involvement_id": "i1", "person_id": "p1", "gss_code": STOCKPORT, "local_person_id": "100001",
+             "dataset_id": "csc", "category": "childrens_social_care", "service": "Child protection plan",
+             "status": "open", "start_date": "2026-09-01",
+             "practitioner": {"name": "Alex Practitioner", "role": "Social Worker", "team": "Safeguarding East",
+                              "phone": "0161 000 0001", "email": "alex@example.invalid"},
+             "provenance": {"council_gss_code": STOCKPORT, "source_system": "systemc",
+                            "source_table": "ssd_cp_plans"}},
+            {"involvement_id": "i2", "person_id": "p2", "gss_code": LEEDS, "local_person_id": "5000001",
+             "dataset_id": "housing", "category": "housing", "service": "Tenancy", "status": "closed",
+             "start_date": "2019-01-01", "end_date": "2025-01-01", "summary": "Arrears",
+             "provenance": {"council_gss_code": LEEDS, "source_system": "northgate-housing",
+                            "source_table": "housing_tenancies"}},
+        ],
+        "sources": _sources(),
+    })
+
+
+def _text(render, response) -> str:  # type: ignore[no-untyped-def]
+    console = Console(record=True, width=220, color_system=None)
+    render(response, console)
+    return console.export_text()
+
+
+def test_family_context_shows_people_relationships_involvements_and_provenance() -> None:
+    text = _text(render_family_context, _family_context())
+    for expected in ("Zoë O'Neill (subject)", "Siobhán O'Neill", "certain (merged), 2 council(s)",
+                     "parent (Mother)", "Child protection plan", "Alex Practitioner", "Social Worker",
+                     "Safeguarding East", "0161 000 0001", "alex@example.invalid", "systemc: ssd_cp_plans",
+                     "northgate-housing: housing_tenancies", "no named practitioner", "2025-01-01"):
+        assert expected in text, expected
+
+
+def test_family_context_states_are_each_distinct_and_named() -> None:
+    text = _text(render_family_context, _family_context())
+    for state in ("records_found", "none_found", "not_in_cohort", "withheld", "stale", "unavailable",
+                  "timed_out"):
+        symbol, words, _ = STATE_STYLES[state]
+        assert f"{symbol} {words}" in text, state
+    assert "no answer within 2000 ms" in text
+    assert "STALE" in text  # Leeds housing freshness
+
+
+def test_the_six_domain_states_have_distinct_looks() -> None:
+    six = ["records_found", "none_found", "not_in_cohort", "withheld", "unavailable", "stale"]
+    looks = {(STATE_STYLES[s][0], STATE_STYLES[s][2]) for s in six}
+    assert len(looks) == 6
+
+
+def test_search_shows_candidates_with_per_council_records_and_grade() -> None:
+    response = SearchResponse.model_validate({
+        "request_id": "r", "purpose": "s17_assessment", "case_reference": "C1",
+        "candidates": [{"candidate_id": "c1", "match_grade": "certain",
+                        "records": [_record(STOCKPORT, "Stockport", "100004", "Siobhán", "O'Neill", "1990-07-21"),
+                                    _record(LEEDS, "Leeds", "5000001", "Siobhan", "ONeill", "1990-07-21")]}],
+        "sources": _sources(),
+    })
+    text = _text(render_search, response)
+    assert "certain" in text and "Stockport: 100004" in text and "Leeds: 5000001" in text
+    assert "⏱ timed out" in text
+
+
+@pytest.mark.parametrize(("status", "hint"), [(401, "familyctx token"), (403, "role"), (422, "not valid"),
+                                              (503, "audit")])
+def test_gateway_errors_explain_what_to_do(status: int, hint: str) -> None:
+    error = GatewayHttpError(status, "Refused", [{"field": "date_of_birth", "message": "must be a date"}], "r1")
+    text = str(error)
+    assert f"{status}" in text and hint in text and "date_of_birth: must be a date" in text and "r1" in text
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_gateway_and_provider_are_reported_plainly() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ServiceUnreachable, match="gateway .* not reachable"), GatewayClient(url, "t") as client:
+        client.search({"purpose": "s47_enquiry"})
+    with pytest.raises(ServiceUnreachable, match="OIDC provider .* not reachable"):
+        fetch_token(url, "sw.stockport", "demo")
+
+
+def test_gateway_error_body_is_parsed() -> None:
+    """A stand-in gateway (httpx.MockTransport: the real one runs in tests/e2e) answering 422."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["authorization"] == "Bearer tok"
+        assert request.headers["x-request-id"]
+        return httpx.Response(422, json={"detail": "Invalid", "errors": [{"field": "purpose", "message": "m"}],
+                                         "request_id": "abc"})
+
+    with GatewayClient("http://gw", "tok", transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(GatewayHttpError) as caught:
+            client.family_context({})
+    assert caught.value.status == 422 and caught.value.request_id == "abc"
+    assert caught.value.errors == [{"field": "purpose", "message": "m"}]
