@@ -46,7 +46,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not e2e" -n 2
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src services gateway tests scripts
+	$(VENV)/bin/ruff check src services gateway tests scripts deploy
 	$(VENV)/bin/mypy src services/adapter/familyctx_adapter gateway/familyctx_gateway services/oidc_dev/familyctx_oidc
 
 bench: $(STAMP)

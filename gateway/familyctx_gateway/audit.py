@@ -93,12 +93,14 @@ class AuditStore:
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
+        if parsed.drivername == "postgresql":  # psycopg 3 is the driver this project installs
+            parsed = parsed.set(drivername="postgresql+psycopg")
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url, **kwargs)
+        self.engine = sa.create_engine(parsed, **kwargs)
 
     def create_schema(self) -> None:
         """Create the audit table if missing (until Alembic migrations arrive in a later issue)."""

@@ -100,7 +100,9 @@ class JwksCache:
                 log.info("jwks loaded keys=%d", len(self._keys.keys))
             except (httpx.HTTPError, ValueError, KeyError, JoseError, json.JSONDecodeError) as exc:
                 log.warning(
-                    "jwks refresh failed error=%s keeping_last_good=%s", type(exc).__name__, self._keys is not None
+                    "jwks refresh failed error=%s keeping_last_good=%s",
+                    type(exc).__name__,
+                    self._keys is not None,
                 )
             return self._keys is not None
 

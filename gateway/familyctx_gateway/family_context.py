@@ -228,8 +228,8 @@ async def run_family_context(
             g.absorb(code, result.name, result.response)
             continue
         for key in home_keys:
-            state = g.council_states[key].get(code)
-            if state is not None and state.state is s.CouncilSearchState.records_found:
+            seen = g.council_states[key].get(code)
+            if seen is not None and seen.state is s.CouncilSearchState.records_found:
                 g.council_states[key][code] = s.PersonCouncilState(
                     gss_code=code,
                     state=_failed_state(result),

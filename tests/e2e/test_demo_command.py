@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -89,3 +91,43 @@ def test_demo_names_a_port_in_use(tmp_path: Path) -> None:
     text = " ".join((result.stdout + result.stderr).split())
     assert f"port {base}" in text and "in use" in text and "--base-port" in text
     assert not (tmp_path / "data" / "scenarios.json").exists(), "fails before the slow steps"
+
+
+def test_demo_serves_until_interrupted_then_stops_everything(demo_run: DemoRun) -> None:
+    """Without --no-serve: the federation keeps answering until Ctrl-C (SIGINT), then all of it stops.
+
+    Reuses the data built by the --no-serve run, so it also shows a second start on existing data works.
+    """
+    _, data_dir, _ = demo_run
+    base = _free_base()
+    demo = subprocess.Popen(
+        familyctx_argv("demo", "--data-dir", str(data_dir), "--base-port", str(base)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"},
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:  # blocks until the demo prints; ends if the demo exits
+            seen.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        assert demo.poll() is None, "".join(seen[-40:])
+        text = "".join(seen)
+        assert "using the synthetic data already in" in text
+        gateway = f"http://127.0.0.1:{base}"
+        assert httpx.get(f"{gateway}/readyz", timeout=10).status_code == 200
+        child = json.loads((data_dir / "scenarios.json").read_text())["mother_moved"]["child"]
+        assert f"--person-id {child['local_person_id']}" in text
+
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=60)
+        assert demo.returncode == 0, rest[-2000:]
+        assert "stopping" in rest
+        check_ports_free("127.0.0.1", FederationPorts.from_base(base))
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        if demo.stdout is not None:
+            demo.stdout.close()

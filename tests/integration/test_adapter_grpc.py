@@ -5,11 +5,14 @@ Calls go through a real channel (grpc.aio); the warehouse is real SQL built with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+import pytest_asyncio
 import sqlalchemy as sa
+from conftest import POSTGRES_ADMIN_URL
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
 from familyctx_adapter.indexes import prepare_indexes
 from familyctx_adapter.server import build_server
@@ -20,10 +23,14 @@ from unit.test_adapter_fixture_warehouse import BROTHER, CHILD, MOTHER, build_wa
 BACKENDS = [
     ("sqlite", "systemc"),
     ("sqlite", "mosaic"),
+    ("sqlite", "eclipse"),
     ("postgres", "systemc"),
     ("postgres", "mosaic"),
     ("postgres", "eclipse"),
 ]
+
+# One server per backend and flavour for the whole module (the tests only read), on one event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 class Adapter:
@@ -33,12 +40,39 @@ class Adapter:
         self.stub, self.channel, self.cms = stub, channel, cms
 
 
-@pytest.fixture(params=BACKENDS, ids=[f"{b}-{c}" for b, c in BACKENDS])
-async def adapter(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Adapter]:  # noqa: ANN001
+@pytest.fixture(scope="module")
+def module_postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this module (same server and rules as conftest's postgres_url:
+    fails, never skips, when the server is down); dropped afterwards."""
+    name = f"fctest_adapter_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest_asyncio.fixture(
+    scope="module", loop_scope="module", params=BACKENDS, ids=[f"{b}-{c}" for b, c in BACKENDS]
+)
+async def adapter(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Adapter]:
     backend, cms = request.param
-    url = (
-        request.getfixturevalue("postgres_url") if backend == "postgres" else f"sqlite:///{tmp_path}/w.sqlite"
-    )
+    if backend == "postgres":
+        base = request.getfixturevalue("module_postgres_url")
+        # one schema per flavour inside the module's database
+        engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {cms}"))
+        engine.dispose()
+        url = f"{base}?options=-csearch_path%3D{cms}"
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp(cms)}/w.sqlite"
     engine = sa.create_engine(url)
     build_warehouse(engine, cms)
     engine.dispose()

@@ -52,30 +52,31 @@ def test_prepare_then_serve_until_sigterm(tmp_path: Path) -> None:
     )
     assert "already exist" in again.stdout
 
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         _familyctx("adapter", "serve", "--config", str(config), "--port", "0"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("adapter ready on 127.0.0.1:"), line + (
-            proc.stderr.read() if proc.poll() else ""
-        )
-        port = int(line.strip().rsplit(":", 1)[1])
-        assert port != 0
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
-        assert reply.status == health_pb2.HealthCheckResponse.SERVING
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            line = proc.stdout.readline()
+            assert line.startswith("adapter ready on 127.0.0.1:"), line + (
+                proc.stderr.read() if proc.poll() is not None else ""
+            )
+            port = int(line.strip().rsplit(":", 1)[1])
+            assert port != 0
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            assert "adapter stopping" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_bad_config_exits_with_a_clear_message(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
@@ -16,8 +15,9 @@ PURPOSE = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def issuer() -> Iterator[TestIssuer]:
+    # Module-wide: these tests never change the issuer's keys (test_gateway_auth.py does, per test).
     with running_issuer() as running:
         yield running
 
@@ -29,11 +29,17 @@ async def gw(issuer: TestIssuer, tmp_path: Path) -> AsyncIterator[RunningGateway
 
 
 async def test_search_by_nhs_number_links_nothing_else_and_reports_every_source(gw: RunningGateway) -> None:
-    resp = await gw.client.post("/v1/searches", json={**PURPOSE, "nhs_number": "999 000 0018"}, headers=gw.auth())
+    resp = await gw.client.post(
+        "/v1/searches", json={**PURPOSE, "nhs_number": "999 000 0018"}, headers=gw.auth()
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert [c["records"][0]["local_person_id"] for c in body["candidates"]] == ["S-1001"]
-    assert {s["gss_code"]: s["state"] for s in body["sources"]} == {STOCKPORT: "ok", LEEDS: "ok", MANCHESTER: "ok"}
+    assert {s["gss_code"]: s["state"] for s in body["sources"]} == {
+        STOCKPORT: "ok",
+        LEEDS: "ok",
+        MANCHESTER: "ok",
+    }
     assert all(isinstance(s["latency_ms"], int) for s in body["sources"])
 
 
@@ -124,7 +130,11 @@ async def test_family_context_child_with_mother_in_another_council(gw: RunningGa
     assert mother_states[(LEEDS, "housing")] == "records_found"
     assert mother_states[(STOCKPORT, "csc")] == "none_found"
     sources = {s["gss_code"]: s for s in body["sources"]}
-    assert {code: s["state"] for code, s in sources.items()} == {STOCKPORT: "ok", LEEDS: "ok", MANCHESTER: "ok"}
+    assert {code: s["state"] for code, s in sources.items()} == {
+        STOCKPORT: "ok",
+        LEEDS: "ok",
+        MANCHESTER: "ok",
+    }
     assert {d["dataset_id"] for d in sources[LEEDS]["datasets"]} == {"asc", "housing"}
     assert all(d["refreshed_at"] and d["stale"] is False for d in sources[LEEDS]["datasets"])
 
@@ -163,7 +173,9 @@ async def test_ig_officer_may_not_search(gw: RunningGateway) -> None:
 
 
 async def test_team_manager_may_search(gw: RunningGateway) -> None:
-    resp = await gw.client.post("/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth("tm.leeds"))
+    resp = await gw.client.post(
+        "/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth("tm.leeds")
+    )
     assert resp.status_code == 200
 
 

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from joserfc.jwk import ECKey, RSAKey
-
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import USERS, TestIssuer, running_issuer
 from familyctx_gateway.testing.scenario import NHS
+from joserfc.jwk import ECKey, RSAKey
 
 SEARCH = {"purpose": "s17_assessment", "case_reference": "CASE-1", "nhs_number": NHS["zoe"]}
 
@@ -89,7 +88,9 @@ async def test_rotated_key_is_fetched_once_on_unknown_kid(gw: RunningGateway) ->
     new_key = ECKey.generate_key("P-256", parameters={"kid": "ec-2", "alg": "ES256"})
     issuer.published.append(new_key)
     resp = await gw.client.post(
-        "/v1/searches", json=SEARCH, headers={"Authorization": f"Bearer {issuer.token(key=new_key, alg='ES256')}"}
+        "/v1/searches",
+        json=SEARCH,
+        headers={"Authorization": f"Bearer {issuer.token(key=new_key, alg='ES256')}"},
     )
     assert resp.status_code == 200
     assert issuer.jwks_requests == fetched_before + 1

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
 
 OK = {"purpose": "s17_assessment", "case_reference": "CASE-1"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def issuer() -> Iterator[TestIssuer]:
+    # Module-wide: these tests never change the issuer's keys (test_gateway_auth.py does, per test).
     with running_issuer() as running:
         yield running
 
@@ -37,7 +37,11 @@ async def _errors(gw: RunningGateway, path: str, body: Any) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("body", "field", "expected"),
     [
-        ({**OK, "given_name": "Zoë", "date_of_birth": "2014-02-31"}, "date_of_birth", "not a real calendar date"),
+        (
+            {**OK, "given_name": "Zoë", "date_of_birth": "2014-02-31"},
+            "date_of_birth",
+            "not a real calendar date",
+        ),
         ({**OK, "given_name": "Zoë", "date_of_birth": "05/03/2014"}, "date_of_birth", "YYYY-MM-DD"),
         ({**OK, "given_name": "Zoë", "date_of_birth": "2999-01-01"}, "date_of_birth", "not be in the future"),
         ({**OK, "given_name": "Zoë", "date_of_birth": "1899-12-31"}, "date_of_birth", "after 1900-01-01"),
@@ -64,8 +68,14 @@ async def test_search_validation_messages(gw: RunningGateway, body: Any, field: 
 
 
 async def test_messages_never_echo_submitted_values(gw: RunningGateway) -> None:
-    body = {**OK, "given_name": "Zoë", "family_name": "<script>O'Neill", "date_of_birth": "2014-02-31",
-            "nhs_number": "943 476 5918", "postcode": "NOT A CODE"}
+    body = {
+        **OK,
+        "given_name": "Zoë",
+        "family_name": "<script>O'Neill",
+        "date_of_birth": "2014-02-31",
+        "nhs_number": "943 476 5918",
+        "postcode": "NOT A CODE",
+    }
     resp = await gw.client.post("/v1/searches", json=body, headers=gw.auth())
     assert resp.status_code == 422
     for value in ("Zoë", "O'Neill", "2014-02-31", "943 476 5918", "9434765918", "NOT A CODE"):

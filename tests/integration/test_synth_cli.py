@@ -146,3 +146,24 @@ def test_progress_reports_every_person(tmp_path: Path) -> None:
         "scenarios.json",
         "stockport.sqlite",
     ]
+
+
+def test_single_council_run_marks_the_scenario_incomplete(tmp_path: Path) -> None:
+    import json
+
+    options = build_options(
+        out=tmp_path / "one",
+        people=40,
+        seed=2,
+        council_slugs=["stockport"],
+        database_urls=[],
+        noise=0.1,
+        force=False,
+    )
+    run(options)
+    scen = json.loads((tmp_path / "one" / "scenarios.json").read_text(encoding="utf-8"))["mother_moved"]
+    assert scen["complete"] is False
+    assert scen["mother"] is None and scen["grandparent"] is None
+    assert (
+        scen["child"]["gss_code"] == "E08000007" and scen["mother_previous_record"]["gss_code"] == "E08000007"
+    )

@@ -227,16 +227,26 @@ def test_prepare_is_idempotent(source: SqlWarehouseSource) -> None:
     assert prepare_indexes(source.w) == []  # the fixture already prepared
 
 
-def test_nhs_search_uses_the_expression_index(source: SqlWarehouseSource) -> None:
-    from familyctx_adapter.warehouse import nhs_key_expression
-
-    stmt = sa.select(source.w.c("person", "id")).where(
-        nhs_key_expression(source.w.c("person", "nhs_number")) == "9434765919"
-    )
+@pytest.mark.parametrize(
+    ("statement", "params", "index"),
+    [
+        ("_by_nhs", ("9434765919",), "ix_fcx_person_nhs_key"),
+        ("_by_dob", ("2014-03-05", "2014-03-06"), "ix_fcx_person_dob"),
+        ("_by_surname", ("oneill",), "ix_fcx_person_surname_key"),
+    ],
+)
+def test_search_statements_use_the_adapter_indexes(
+    source: SqlWarehouseSource, statement: str, params: tuple[str, ...], index: str
+) -> None:
+    stmt = getattr(source.people, statement)
     with source.w.engine.connect() as conn:
-        compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
-        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
-    assert "ix_fcx_person_nhs_key" in plan
+        sql = str(stmt.compile(conn, compile_kwargs={"render_postcompile": True}))
+        if statement == "_by_surname":
+            sql = str(stmt.params(keys=list(params)).compile(conn, compile_kwargs={"render_postcompile": True}))
+            params = (*params, 2000)
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+    assert index in plan
+    assert "ix_fcx_address_person" in plan  # the current address comes in the same round trip
 
 
 def test_missing_table_is_a_clear_mapping_error(tmp_path) -> None:  # noqa: ANN001

@@ -27,7 +27,8 @@ SCRIPT = REPO / "deploy" / "compose" / "synth.sh"
 HEALTHCHECK = REPO / "deploy" / "docker" / "healthcheck.py"
 BIN = Path(sys.executable).parent
 
-pytestmark = pytest.mark.e2e
+# One synth run shared by the module: keep its tests on one xdist worker (make test: --dist loadgroup).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("deploy_processes")]
 
 
 @pytest.fixture(scope="module")

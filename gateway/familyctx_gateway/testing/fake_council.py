@@ -24,6 +24,8 @@ __all__ = [
     "CouncilData",
     "FakeAdapterService",
     "SleepingAdapterService",
+    "BrokenAdapterService",
+    "start_broken_council",
     "involvement",
     "person",
     "relationship",
@@ -274,6 +276,29 @@ class SleepingAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
     async def GetFamilyContext(self, request: Any, context: Any) -> Any:  # noqa: N802
         await self._wait()
         return adapter_pb2.GetFamilyContextResponse()
+
+
+class BrokenAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
+    """A council whose warehouse fails: every call aborts INTERNAL with a message quoting the query
+    (as careless code might), which the gateway must not pass on."""
+
+    async def _fail(self, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.INTERNAL, "query failed for Zoë O'Neill 9990000018")
+
+    async def Describe(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._fail(context)
+
+    async def FindPeople(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._fail(context)
+
+    async def GetFamilyContext(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return await self._fail(context)
+
+
+@asynccontextmanager
+async def start_broken_council() -> AsyncIterator[str]:
+    async with _serve(BrokenAdapterService()) as address:
+        yield address
 
 
 @asynccontextmanager

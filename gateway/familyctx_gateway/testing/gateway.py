@@ -18,6 +18,7 @@ from familyctx_gateway.app import create_app
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings, OidcSettings
 from familyctx_gateway.testing.fake_council import (
     FakeAdapterService,
+    start_broken_council,
     start_council,
     start_sleeping_council,
     unreachable_address,
@@ -47,12 +48,13 @@ async def running_gateway(
     *,
     sleeping: bool = False,
     unreachable: bool = False,
+    broken: bool = False,
     deadline_ms: int = 3000,
     slow_deadline_ms: int = 400,
     **settings: Any,
 ) -> AsyncIterator[RunningGateway]:
     """The three scenario councils, optionally a sleeping one (Bolton E08000001) and an unreachable one
-    (Bury E08000002), behind a gateway whose lifespan is running."""
+    (Bury E08000002), a broken one (Wigan E08000010), behind a gateway whose lifespan is running."""
     async with AsyncExitStack() as stack:
         targets, servicers = [], {}
         for code, data in councils().items():
@@ -72,6 +74,11 @@ async def running_gateway(
             address = stack.enter_context(unreachable_address())
             targets.append(
                 AdapterTarget(gss_code="E08000002", name="Bury", address=address, deadline_ms=deadline_ms)
+            )
+        if broken:
+            address = await stack.enter_async_context(start_broken_council())
+            targets.append(
+                AdapterTarget(gss_code="E08000010", name="Wigan", address=address, deadline_ms=deadline_ms)
             )
         gateway_settings = GatewaySettings(
             audit_database_url=audit_database_url,

@@ -49,7 +49,7 @@ class TestIssuer:
         self.failing = False
 
     def jwks(self) -> dict[str, Any]:
-        return KeySet(self.published).as_dict(private=False)
+        return dict(KeySet(self.published).as_dict(private=False))
 
     def claims(self, user: str = "sw.stockport", **overrides: Any) -> dict[str, Any]:
         now = int(time.time())

@@ -15,7 +15,7 @@ import unicodedata
 
 from familycontext.v1 import types_pb2
 
-from familyctx.identifiers import parse_date
+from familyctx.identifiers import SSD_OPEN_END_SENTINEL, parse_date
 
 __all__ = [
     "address_lines",
@@ -26,6 +26,7 @@ __all__ = [
     "match_key",
     "sex_of",
     "timestamp_of",
+    "to_date",
 ]
 
 _NULL_STRINGS = frozenset({"", "null", "none", "n/a", "na"})
@@ -75,9 +76,24 @@ def sex_of(value: object) -> int:
     return types_pb2.SEX_UNKNOWN
 
 
+def to_date(value: object) -> dt.date | None:
+    """:func:`familyctx.identifiers.parse_date` with a fast path for the ISO text SQLite returns
+    ("2014-03-05 00:00:00.000000"); None when missing, impossible or the 1900-01-01 sentinel."""
+    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+        try:
+            d = dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return parse_date(value)
+        return None if d == SSD_OPEN_END_SENTINEL else d
+    if isinstance(value, dt.datetime):
+        d = value.date()
+        return None if d == SSD_OPEN_END_SENTINEL else d
+    return parse_date(value)
+
+
 def date_message(value: object) -> types_pb2.Date | None:
     """A warehouse date (datetime, ISO text, dd/mm/yyyy) -> proto Date; None when unknown/sentinel."""
-    d = parse_date(value)
+    d = to_date(value)
     if d is None:
         return None
     return types_pb2.Date(year=d.year, month=d.month, day=d.day)
@@ -107,7 +123,7 @@ def timestamp_of(value: object) -> dt.datetime | None:
 
 def is_open(end_value: object, *, today: dt.date) -> bool:
     """Open when the end date is missing, 'NULL', the 1900-01-01 sentinel, or in the future."""
-    end = parse_date(end_value)
+    end = to_date(end_value)
     return end is None or end > today
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from familycontext.v1 import types_pb2
 from rapidfuzz.distance import JaroWinkler
 
-from familyctx.identifiers import normalise_nhs_number, normalise_postcode, parse_date, postcode_sector
+from familyctx.identifiers import normalise_nhs_number, normalise_postcode, postcode_sector
 from familyctx_adapter.normalise import (
     address_lines,
     date_message,
@@ -28,11 +28,12 @@ from familyctx_adapter.normalise import (
     is_open,
     match_key,
     sex_of,
+    to_date,
 )
 from familyctx_adapter.queries import PersonSearch
 from familyctx_adapter.warehouse import Warehouse, nhs_key_expression, surname_key_expression
 
-__all__ = ["PersonReader", "ScoredRow"]
+__all__ = ["PersonReader", "PersonRecord"]
 
 #: Most rows a family-name-only lookup reads before narrowing in Python.
 NAME_ONLY_ROW_LIMIT = 2000
@@ -43,11 +44,16 @@ PLAUSIBLE_MEAN = 0.6
 
 
 @dataclass(slots=True)
-class ScoredRow:
-    """A person row with its ranking score (0..1, higher is better)."""
+class PersonRecord:
+    """A person row (logical column names), the current address row (or None) and a ranking score."""
 
-    row: Mapping[str, Any]
-    score: float
+    row: dict[str, Any]
+    address: dict[str, Any] | None = None
+    score: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
 
 
 def _sim(a: str, b: str) -> float:
@@ -62,29 +68,66 @@ def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
 
 
 class PersonReader:
-    """People in one warehouse: lookups by identifier and conversion to ``types_pb2.Person``."""
+    """People in one warehouse: lookups by identifier and conversion to ``types_pb2.Person``.
+
+    Statements are built once, with bound parameters, and join the person to their addresses so that
+    one round trip gives demographics and the current address.
+    """
 
     def __init__(self, warehouse: Warehouse, *, gss_code: str) -> None:
         self.w = warehouse
         self.gss_code = gss_code
-        self._person_cols = warehouse.cols("person")
         self._sqlite = warehouse.engine.dialect.name == "sqlite"
+        person, address = warehouse.t("person"), warehouse.t("address")
+        pid = warehouse.c("person", "id")
+        cols = warehouse.cols("person") + [
+            c.label(f"addr_{c.name}")
+            for c in warehouse.cols("address")  # type: ignore[attr-defined]
+        ]
+        base = sa.select(*cols).select_from(
+            person.outerjoin(address, warehouse.c("address", "person_id") == pid)
+        )
+        self._address_keys = [f"addr_{name}" for name in warehouse.mapping.table("address").columns]
+        dob = warehouse.c("person", "date_of_birth")
+        self._by_nhs = base.where(
+            nhs_key_expression(warehouse.c("person", "nhs_number")) == sa.bindparam("nhs")
+        )
+        self._by_id = base.where(pid == sa.bindparam("pid"))
+        self._by_ids = base.where(pid.in_(sa.bindparam("ids", expanding=True)))
+        self._by_dob = base.where(dob >= sa.bindparam("lo"), dob < sa.bindparam("hi"))
+        self._by_surname = base.where(
+            surname_key_expression(warehouse.c("person", "family_name")).in_(
+                sa.bindparam("keys", expanding=True)
+            )
+        ).limit(NAME_ONLY_ROW_LIMIT)
 
     # --- lookups -----------------------------------------------------------------------------------
-    def _select(
-        self, conn: sa.Connection, where: sa.ColumnElement[bool], limit: int | None = None
-    ) -> list[Any]:
-        stmt = sa.select(*self._person_cols).where(where)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        return list(conn.execute(stmt).mappings())
+    def _run(self, conn: sa.Connection, stmt: sa.Select[Any], **params: Any) -> list[PersonRecord]:
+        """Execute a person+address statement; one record per person (first-seen order), current address."""
+        today = dt.date.today()
+        records: dict[str, PersonRecord] = {}
+        best_start: dict[str, dt.date] = {}
+        for m in conn.execute(stmt, params).mappings():
+            key = str(m["id"])
+            record = records.get(key)
+            if record is None:
+                record = records[key] = PersonRecord(
+                    {k: v for k, v in m.items() if not k.startswith("addr_")}
+                )
+            if m["addr_id"] is None or not is_open(m["addr_end_date"], today=today):
+                continue
+            start = to_date(m["addr_start_date"]) or dt.date.min
+            if key not in best_start or start >= best_start[key]:
+                best_start[key] = start
+                record.address = {k[5:]: m[k] for k in self._address_keys}
+        return list(records.values())
 
-    def by_ids(self, conn: sa.Connection, ids: Sequence[str]) -> list[Mapping[str, Any]]:
-        """Person rows for local ids (any order; unknown ids absent)."""
-        rows: list[Mapping[str, Any]] = []
+    def by_ids(self, conn: sa.Connection, ids: Sequence[str]) -> list[PersonRecord]:
+        """Person records for local ids (any order; unknown ids absent)."""
+        out: list[PersonRecord] = []
         for chunk in _chunks(list(ids)):
-            rows.extend(self._select(conn, self.w.c("person", "id").in_(list(chunk))))
-        return rows
+            out.extend(self._run(conn, self._by_ids, ids=list(chunk)))
+        return out
 
     def _date_bounds(self, d: dt.date) -> tuple[Any, Any]:
         nxt = d + dt.timedelta(days=1)
@@ -92,43 +135,40 @@ class PersonReader:
             return d.isoformat(), nxt.isoformat()
         return dt.datetime(d.year, d.month, d.day), dt.datetime(nxt.year, nxt.month, nxt.day)
 
-    def search(self, conn: sa.Connection, q: PersonSearch) -> list[ScoredRow]:
+    def search(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
         """Every plausible candidate for ``q`` with a score, best first (not yet limited)."""
-        found: dict[str, ScoredRow] = {}
+        found: dict[str, PersonRecord] = {}
 
-        def add(rows: Iterable[Mapping[str, Any]], score: float) -> None:
-            for row in rows:
-                key, value = str(row["id"]), float(row.get("_score", score))
-                if key not in found or found[key].score < value:
-                    found[key] = ScoredRow(row, value)
+        def add(records: Iterable[PersonRecord]) -> None:
+            for r in records:
+                if r.id not in found or found[r.id].score < r.score:
+                    found[r.id] = r
 
         if q.nhs_number:
-            rows = self._select(conn, nhs_key_expression(self.w.c("person", "nhs_number")) == q.nhs_number)
+            records = self._run(conn, self._by_nhs, nhs=q.nhs_number)
             # The stored value must itself be valid: a placeholder never matches.
-            add((r for r in rows if normalise_nhs_number(r["nhs_number"]) == q.nhs_number), 1.0)
+            add(_scored(r, 1.0) for r in records if normalise_nhs_number(r.row["nhs_number"]) == q.nhs_number)
         if q.local_person_id:
-            add(self._select(conn, self.w.c("person", "id") == q.local_person_id), 1.0)
+            add(_scored(r, 1.0) for r in self._run(conn, self._by_id, pid=q.local_person_id))
         if q.date_of_birth:
-            add(self._by_date_of_birth(conn, q), 0.0)
+            add(self._by_date_of_birth(conn, q))
         elif q.family_name:
-            add(self._by_family_name(conn, q), 0.0)
-        ranked = sorted(found.values(), key=lambda s: (-s.score, str(s.row["id"])))
-        return ranked
+            add(self._by_family_name(conn, q))
+        return sorted(found.values(), key=lambda r: (-r.score, r.id))
 
-    def _by_date_of_birth(self, conn: sa.Connection, q: PersonSearch) -> list[Mapping[str, Any]]:
+    def _by_date_of_birth(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
         assert q.date_of_birth is not None
-        dates = [(q.date_of_birth, 0.0)]
         d = q.date_of_birth
+        dates = [(d, 0.0)]
         if d.day <= 12 and d.month <= 12 and d.day != d.month:
             dates.append((dt.date(d.year, d.day, d.month), 0.05))
-        dob_col = self.w.c("person", "date_of_birth")
-        scored: list[Mapping[str, Any]] = []
+        scored: list[PersonRecord] = []
         for candidate_date, penalty in dates:
             lo, hi = self._date_bounds(candidate_date)
-            for row in self._select(conn, sa.and_(dob_col >= lo, dob_col < hi)):
-                score = self._name_score(row, q)
+            for record in self._run(conn, self._by_dob, lo=lo, hi=hi):
+                score = self._name_score(record.row, q)
                 if score is not None:
-                    scored.append({**row, "_score": max(0.0, score - penalty)})
+                    scored.append(_scored(record, max(0.0, score - penalty)))
         return scored
 
     def _name_score(self, row: Mapping[str, Any], q: PersonSearch) -> float | None:
@@ -148,64 +188,36 @@ class PersonReader:
                 best = score if best is None else max(best, score)
         return best
 
-    def _by_family_name(self, conn: sa.Connection, q: PersonSearch) -> list[Mapping[str, Any]]:
-        keys = {
-            match_key(q.family_name),
-            q.family_name.replace("'", "").replace("-", "").replace(" ", "").lower(),
-        }
-        keys.discard("")
-        where = surname_key_expression(self.w.c("person", "family_name")).in_(sorted(keys))
-        rows = self._select(conn, where, limit=NAME_ONLY_ROW_LIMIT)
+    def _by_family_name(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
+        plain = q.family_name.replace("'", "").replace("-", "").replace(" ", "").lower()
+        keys = sorted({match_key(q.family_name), plain} - {""})
         qg = match_key(q.given_name)
+        sector = postcode_sector(q.postcode) if q.postcode else None
         kept = []
-        for row in rows:
-            gs = _sim(qg, match_key(row["given_name"])) if qg else 1.0
+        for record in self._run(conn, self._by_surname, keys=keys):
+            gs = _sim(qg, match_key(record.row["given_name"])) if qg else 1.0
             if qg and gs < STRONG_NAME:
                 continue
-            kept.append({**row, "_score": 0.5 + 0.4 * gs})
-        if q.postcode and kept:
-            current = self.current_addresses(conn, [str(r["id"]) for r in kept])
-            sector = postcode_sector(q.postcode)
-            narrowed = []
-            for row in kept:
-                addr = current.get(str(row["id"]))
-                pc = normalise_postcode(addr["postcode"]) if addr else None
+            score = 0.5 + 0.4 * gs
+            if q.postcode:
+                pc = normalise_postcode(record.address["postcode"]) if record.address else None
                 if pc == q.postcode:
-                    narrowed.append({**row, "_score": row["_score"] + 0.05})
-                elif pc and postcode_sector(pc) == sector:
-                    narrowed.append(row)
-            kept = narrowed
+                    score += 0.05
+                elif not pc or postcode_sector(pc) != sector:
+                    continue
+            kept.append(_scored(record, score))
         return kept
 
-    # --- addresses and messages ----------------------------------------------------------------------
-    def current_addresses(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, Mapping[str, Any]]:
-        """The current address row per person id: end date missing/sentinel/future, latest start."""
-        if not ids:
-            return {}
-        today = dt.date.today()
-        best: dict[str, tuple[dt.date, Mapping[str, Any]]] = {}
-        cols = self.w.cols("address")
-        for chunk in _chunks(list(ids)):
-            stmt = sa.select(*cols).where(self.w.c("address", "person_id").in_(list(chunk)))
-            for row in conn.execute(stmt).mappings():
-                if not is_open(row["end_date"], today=today):
-                    continue
-                start = parse_date(row["start_date"]) or dt.date.min
-                pid = str(row["person_id"])
-                if pid not in best or start >= best[pid][0]:
-                    best[pid] = (start, row)
-        return {pid: row for pid, (_, row) in best.items()}
-
+    # --- messages ------------------------------------------------------------------------------------
     @staticmethod
     def to_sex(row: Mapping[str, Any]) -> int:
         """The row's sex as ``types_pb2.Sex``."""
         return sex_of(row["sex"])
 
-    def to_message(
-        self, row: Mapping[str, Any], address: Mapping[str, Any] | None, provenance: types_pb2.Provenance
-    ) -> types_pb2.Person:
+    def to_message(self, record: PersonRecord, provenance: types_pb2.Provenance) -> types_pb2.Person:
         """A ``types_pb2.Person`` from a person row, normalised (valid NHS number or empty, names for
         display, sentinel dates unset, postcode canonical)."""
+        row, address = record.row, record.address
         person = types_pb2.Person(
             local_person_id=str(row["id"]),
             nhs_number=normalise_nhs_number(row["nhs_number"]) or "",
@@ -232,3 +244,8 @@ class PersonReader:
                 msg.start_date.CopyFrom(start)
             person.address.CopyFrom(msg)
         return person
+
+
+def _scored(record: PersonRecord, score: float) -> PersonRecord:
+    record.score = score
+    return record

@@ -149,14 +149,7 @@ class SqlWarehouseSource(WarehouseSource):
         fresh = self.w.freshness()
         with self._connect() as conn:
             ranked = self.people.search(conn, search)[:max_results]
-            ids = [str(s.row["id"]) for s in ranked]
-            addresses = self.people.current_addresses(conn, ids)
-        return [
-            self.people.to_message(
-                s.row, addresses.get(str(s.row["id"])), self._provenance("person", str(s.row["id"]), fresh)
-            )
-            for s in ranked
-        ]
+        return [self.people.to_message(r, self._provenance("person", r.id, fresh)) for r in ranked]
 
     # --- GetFamilyContext ----------------------------------------------------------------------------
     def get_family_context(
@@ -166,25 +159,25 @@ class SqlWarehouseSource(WarehouseSource):
         now = dt.datetime.now(dt.UTC)
         today = now.date()
         with self._connect() as conn:
-            rows = {str(r["id"]): r for r in self.people.by_ids(conn, local_person_ids)}
+            rows = {r.id: r for r in self.people.by_ids(conn, local_person_ids)}
             if not rows:
                 raise PeopleNotFound("none of the local_person_ids asked for exist in this council's records")
-            sexes = {pid: int(self.people.to_sex(r)) for pid, r in rows.items()}
             asked = [pid for pid in local_person_ids if pid in rows]
-            edges = self.relationships.edges(conn, asked, lambda p: sexes.get(p, T.SEX_UNSPECIFIED))
+
+            def sex(pid: str) -> int:
+                return self.people.to_sex(rows[pid].row) if pid in rows else T.SEX_UNSPECIFIED
+
+            edges = self.relationships.edges(conn, asked, sex)
             if include_relatives:
                 related = sorted({e.related for e in edges} | {e.person for e in edges})
                 new = [p for p in related if p not in rows][:MAX_RELATIVES]
                 for r in self.people.by_ids(conn, new):
-                    rows[str(r["id"])] = r
-                    sexes[str(r["id"])] = int(self.people.to_sex(r))
-                everyone = list(rows)
+                    rows[r.id] = r
                 # Second pass: relationships among relatives too (a sibling's mother), with sexes known.
-                edges = self.relationships.edges(conn, everyone, lambda p: sexes.get(p, T.SEX_UNSPECIFIED))
+                edges = self.relationships.edges(conn, list(rows), sex)
             people_ids = list(rows)
-            addresses = self.people.current_addresses(conn, people_ids)
             offered = self._offered(fresh)
-            in_cohort = self._cohorts(rows, offered, today)
+            in_cohort = self._cohorts({pid: r.row for pid, r in rows.items()}, offered, today)
             searched = {d for d in offered if any(d in in_cohort[p] for p in people_ids)}
             involvements = self.involvements.read(
                 conn, people_ids, searched, lambda logical, rec: self._provenance(logical, rec, fresh)
@@ -192,9 +185,7 @@ class SqlWarehouseSource(WarehouseSource):
         involvements = [i for i in involvements if i.dataset_id in in_cohort.get(i.local_person_id, set())]
         resp = adapter_pb2.GetFamilyContextResponse()
         for pid in people_ids:
-            resp.people.append(
-                self.people.to_message(rows[pid], addresses.get(pid), self._provenance("person", pid, fresh))
-            )
+            resp.people.append(self.people.to_message(rows[pid], self._provenance("person", pid, fresh)))
         for e in best_edges(edges, set(rows)):
             resp.relationships.append(
                 T.Relationship(

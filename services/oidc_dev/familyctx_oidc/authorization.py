@@ -10,6 +10,7 @@ of interfaces.md. Errors are RFC 6749 section 5.2 JSON bodies (``invalid_request
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -59,9 +60,10 @@ class _FormPayload(OAuth2Payload):  # type: ignore[misc]
 
 
 class FormRequest(OAuth2Request):  # type: ignore[misc]
-    """An already-read token request: method, URL, headers and the parsed form body."""
+    """An already-read token request: method, URL, headers (case-insensitive mapping, as Authlib reads
+    ``Authorization`` by its canonical name) and the parsed form body."""
 
-    def __init__(self, method: str, uri: str, headers: dict[str, str], form: dict[str, str]) -> None:
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str], form: dict[str, str]) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = _FormPayload(form)
         self._form = form

@@ -8,9 +8,12 @@ sw.stockport, prints it, and keeps serving. ``--no-serve`` stops everything afte
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from familyctx.demo import Federation
 
 
 def demo(
@@ -35,6 +38,7 @@ def demo(
     import signal
 
     from rich.console import Console
+    from rich.markup import escape
 
     from familyctx.councils import DEMO_COUNCILS
     from familyctx.demo import DemoError, Federation, FederationOptions, FederationPorts, run_sample_queries
@@ -65,28 +69,44 @@ def demo(
                            scenarios_path=federation.layout.scenarios, console=console)
         if no_serve:
             return
-        console.print(
-            f"\n[bold green]Serving.[/] Gateway {federation.gateway_url} (OpenAPI at /openapi.json), "
-            f"OIDC provider {federation.issuer}, adapters "
-            + ", ".join(f"{c.name} {federation.adapter_address(c.gss_code)}" for c in DEMO_COUNCILS)
-            + f".\nLogs in {federation.layout.log_dir}. Try:\n"
-            f"  familyctx query search --user sw.stockport --family-name ... --purpose s47_enquiry "
-            f"--case-ref CASE-1 --gateway {federation.gateway_url} --issuer {federation.issuer}\n"
-            "Press Ctrl-C to stop."
-        )
+        console.print(_serving_message(federation), highlight=False)
         died = federation.supervisor.wait_any_exit()
-        console.print(f"[bold red]the {died.name} process exited (code {died.exited()}); stopping. "
-                      f"Its log: {died.log_path}")
+        console.print(f"[bold red]the {died.name} process exited (code {died.exited()}); stopping.[/] "
+                      f"Its log: {escape(str(died.log_path))}")
         exit_code = 1
     except KeyboardInterrupt:
         console.print("\nstopping…")
     except (DemoError, ClientError) as exc:
-        console.print(f"[bold red]demo failed:[/] {exc}", markup=True, highlight=False)
+        console.print(f"[bold red]demo failed:[/] {escape(str(exc))}", highlight=False)
         exit_code = 1
     finally:
         federation.stop()
     if exit_code:
         raise typer.Exit(code=exit_code)
+
+
+def _serving_message(federation: Federation) -> str:
+    """What is running and commands to try, with the planted child's real identifiers."""
+    from familyctx.councils import DEMO_COUNCILS
+    from familyctx.demo import load_scenario
+
+    child = load_scenario(federation.layout.scenarios)["child"]
+    where = ""
+    if federation.issuer != "http://127.0.0.1:9000" or federation.gateway_url != "http://127.0.0.1:8000":
+        where = f" --issuer {federation.issuer} --gateway {federation.gateway_url}"
+    adapters = ", ".join(f"{c.name} {federation.adapter_address(c.gss_code)}" for c in DEMO_COUNCILS)
+    return (
+        f"\n[bold green]Serving.[/] Gateway {federation.gateway_url} (OpenAPI at "
+        f"{federation.gateway_url}/openapi.json); OIDC provider {federation.issuer}; adapters {adapters}.\n"
+        f"Logs: {federation.layout.log_dir}\nTry:\n"
+        f"  familyctx query search --user sw.stockport --family-name \"{child['family_name']}\" "
+        f"--dob {child['date_of_birth']} --purpose s47_enquiry --case-ref CASE-1{where}\n"
+        f"  familyctx query family-context --user tm.leeds --council {child['gss_code']} "
+        f"--person-id {child['local_person_id']} --purpose s17_assessment --case-ref CASE-2{where}\n"
+        f"  curl -H \"Authorization: Bearer $(familyctx token --user sw.stockport"
+        f"{' --issuer ' + federation.issuer if where else ''})\" {federation.gateway_url}/v1/sources\n"
+        "Press Ctrl-C to stop."
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -49,14 +49,18 @@ class BulkInserter:
         if not self._rows:
             return
         procs, order = self._procs, self._order
+        in_order = self._positional and order == list(range(len(order)))
         batch: list[Any] = []
         for row in self._rows:
             values = list(row)
             for i, proc in procs:
-                if values[i] is not None:
-                    values[i] = proc(values[i])
-            if self._positional:
-                batch.append(tuple(values[i] for i in order))
+                value = values[i]
+                if value is not None:
+                    values[i] = proc(value)
+            if in_order:
+                batch.append(tuple(values))
+            elif self._positional:
+                batch.append(tuple([values[i] for i in order]))
             else:
                 batch.append({name: values[i] for name, i in zip(self._names, order, strict=True)})
         self.conn.exec_driver_sql(self._sql, batch)

@@ -18,15 +18,12 @@ from familyctx.councils import DemoCouncil
 from familyctx.synth.bulk import BulkInserter
 from familyctx.synth.model import RELATIONSHIP_DESCRIPTIONS, AscEpisode, CscEpisode, Household, Presence
 from familyctx.synth.noise import Noise, RecordIdentity
-from familyctx.synth.staff import StaffRoster
+from familyctx.synth.staff import Practitioner, StaffRoster
 
 _PERSON_ID_BASE = {"systemc": 100_000, "mosaic": 5_000_000, "eclipse": 0}
 _SEX = {"F": ("F", "Female"), "M": ("M", "Male"), "U": ("U", "Unknown")}
-_CSC_ROLE = {
-    "cin": "Allocated Social Worker",
-    "cp": "Allocated Social Worker",
-    "cla": "Allocated Social Worker",
-}
+_UPN_ISSUERS = (356, 383, 352)  # DfE LA numbers of the demo councils
+_CHANGE_REASONS = ("Worker left the team", "Case transferred between teams", "Caseload review")
 
 
 def _ts(d: dt.date | None) -> dt.datetime | None:
@@ -49,6 +46,7 @@ class CouncilWriter:
         roster: StaffRoster,
         noise: Noise,
         rng: random.Random,
+        as_of: dt.date,
         batch_size: int = 5000,
     ) -> None:
         self.council = council
@@ -57,6 +55,7 @@ class CouncilWriter:
         self.roster = roster
         self.noise = noise
         self.rng = rng
+        self._as_of = as_of
         self._bulk = {name: BulkInserter(conn, t, batch_size) for name, t in metadata.tables.items()}
         self._seq: dict[str, int] = {}
         self._referral_id: int | str = ""
@@ -189,8 +188,11 @@ class CouncilWriter:
         sex, gender = _SEX[person.sex]
         missing = ident.missing_text()
         upn = None
-        if person.dob is not None and 4 <= (presence.addresses[0].start - person.dob).days // 365 < 19:
-            upn = f"H{self.council.dfe_la_number}{int(person.truth_id[1:]) % 10**9:09d}"
+        if person.dob is not None and 4 <= (self._as_of - person.dob).days // 365 < 19:
+            # a UPN is issued once and follows the pupil: the same in every council that records it
+            number = int(person.truth_id[1:])
+            issuer = _UPN_ISSUERS[number % len(_UPN_ISSUERS)]
+            upn = f"H{issuer}{number % 10**9:09d}"
         self.add(
             "ssd_person",
             pers_person_id=pid,
@@ -299,19 +301,7 @@ class CouncilWriter:
                 cine_referral_team=worker.team_id,
                 cine_referral_worker_id=worker.professional_id,
             )
-            # the allocated social worker for the referral (SSD ssd_involvements)
-            self.add(
-                "ssd_involvements",
-                invo_involvements_id=f"I{self._next('invo')}",
-                invo_professional_id=worker.professional_id,
-                invo_professional_role_id=_CSC_ROLE[ep.kind],
-                invo_professional_team=worker.team_id,
-                invo_person_id=pid,
-                invo_involvement_start_date=_ts(ep.start),
-                invo_involvement_end_date=self._end(ep.end, ident),
-                invo_worker_change_reason=None,
-                invo_referral_id=str(self._referral_id),
-            )
+            self._involvements(pid, ep, worker, ident)
         elif ep.kind == "cp":
             self.add(
                 "ssd_cp_plans",
@@ -341,6 +331,35 @@ class CouncilWriter:
                 clae_cla_last_iro_contact_date=None,
                 clae_entered_care_date=_ts(ep.start),
             )
+
+    def _involvements(self, pid: str, ep: CscEpisode, worker: Practitioner, ident: RecordIdentity) -> None:
+        """The allocated social worker(s) for the referral (SSD ssd_involvements); a long open case
+        sometimes had an earlier worker, ended with the reason for the change."""
+        start = ep.start
+        long_open = ep.end is None and (self._as_of - ep.start).days > 90
+        if long_open and self.rng.random() < 0.3:
+            earlier = self.roster.allocate("csc")
+            change = ep.start + dt.timedelta(days=self.rng.randrange(30, (self._as_of - ep.start).days - 14))
+            self._involvement(pid, earlier, ep.start, _ts(change), self.rng.choice(_CHANGE_REASONS))
+            start = change
+        self._involvement(pid, worker, start, self._end(ep.end, ident), None)
+
+    def _involvement(
+        self, pid: str, worker: Practitioner, start: dt.date, end: dt.datetime | None, reason: str | None
+    ) -> None:
+        self.add(
+            "ssd_involvements",
+            invo_involvements_id=f"I{self._next('invo')}",
+            invo_professional_id=worker.professional_id,
+            invo_professional_role_id="Allocated Social Worker",
+            invo_professional_team=worker.team_id,
+            invo_person_id=pid,
+            invo_involvement_start_date=_ts(start),
+            invo_involvement_end_date=end,
+            invo_worker_change_reason=reason,
+            invo_referral_id=str(self._referral_id),
+        )
+
     def _asc(self, pid: str, ep: AscEpisode, ident: RecordIdentity) -> None:
         client = f"AC{pid}"
         if not self._seq.get(f"client:{pid}"):

@@ -172,6 +172,7 @@ def run(options: SynthOptions, progress: ProgressFn | None = None) -> SynthResul
                     roster=roster,
                     noise=Noise(random.Random(f"{seed}:{c.slug}:noise"), options.noise),
                     rng=random.Random(f"{seed}:{c.slug}:rows"),
+                    as_of=options.as_of,
                     batch_size=options.batch_size,
                 )
                 writer.write_staff()

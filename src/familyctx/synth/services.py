@@ -99,8 +99,10 @@ def csc_episodes(
     if level == "none":
         return []
     earliest = max(dob, not_before or dob)
-    if earliest >= as_of - dt.timedelta(days=7):
-        earliest = as_of - dt.timedelta(days=60)
+    if dob > as_of:
+        earliest = as_of - dt.timedelta(days=60)  # pre-birth contact about an unborn child
+    elif earliest >= as_of - dt.timedelta(days=7):
+        return []  # born days ago: nothing recorded yet
     source = rng.choice(REFERRAL_SOURCES)
     contact_day, _ = _span(rng, as_of, earliest, close_by=close_by, open_p=0, max_days=30)
     episodes = [CscEpisode("contact", contact_day, contact_day, source=source)]
@@ -129,11 +131,7 @@ def csc_episodes(
             )
         )
     elif level == "cla":
-        episodes.append(
-            CscEpisode(
-                "cla", later, end, need_code=need, source=source
-            )
-        )
+        episodes.append(CscEpisode("cla", later, end, need_code=need, source=source))
     # an episode never ends before it starts, even when the referral closed quickly
     return [e if e.end is None or e.end >= e.start else replace(e, end=e.start) for e in episodes]
 

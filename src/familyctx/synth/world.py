@@ -251,11 +251,12 @@ class HouseholdFactory:
         presences: list[Presence] = []
         tenancy = services.tenancy(rng, as_of, since, "Tenant") if rng.random() < 0.35 else None
         for m in household:
-            p = Presence(m, home.gss_code, [AddressSpell(current, since, None)])
+            moved_in = since if m.dob is None else max(since, m.dob)
+            p = Presence(m, home.gss_code, [AddressSpell(current, moved_in, None)])
             adult = m.dob is not None and (as_of - m.dob).days >= 18 * 365
             if m.expected_dob is not None or not adult:
                 p.csc = services.csc_episodes(
-                    rng, as_of, level, m.dob or as_of, not_before=since if moved_from else None
+                    rng, as_of, level, m.dob or m.expected_dob or as_of, not_before=since if moved_from else None
                 )
             elif rng.random() < (0.08 if m is mother else 0.05):
                 p.asc = services.asc_episodes(rng, as_of, older=False)

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Benchmark the adapter's FindPeople over a real gRPC channel, on SQLite and PostgreSQL.
+
+For each backend: generate a Stockport warehouse with ``familyctx synth --council stockport`` (or reuse
+one), run ``familyctx adapter prepare``, start ``familyctx adapter serve`` as its own process, then time
+FindPeople sequentially from this process: by NHS number and by name + date of birth, each over
+``--queries`` people sampled deterministically (seeded) from the warehouse, after a warm-up. Prints
+p50/p99/mean latency in milliseconds and the share of queries whose person came back.
+
+    .venv/bin/python scripts/bench_adapter.py --people 10000              # quick
+    .venv/bin/python scripts/bench_adapter.py --people 1000000            # issue 2 target
+    .venv/bin/python scripts/bench_adapter.py --sqlite-path var/bench/stockport.sqlite --no-postgres
+
+PostgreSQL: database ``fctest_bench_adapter`` on FAMILYCTX_TEST_POSTGRES_URL's server (default
+127.0.0.1:5432, user postgres), dropped afterwards unless ``--keep-postgres``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import sqlalchemy as sa
+from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
+from rich.console import Console
+from rich.table import Table
+
+from familyctx.identifiers import normalise_nhs_number, parse_date
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "services" / "adapter" / "config" / "stockport.yaml"
+PG_ADMIN = os.environ.get(
+    "FAMILYCTX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+PG_DB = "fctest_bench_adapter"
+console = Console()
+
+
+def familyctx(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from familyctx.cli import app; app()", *args],
+        check=True,
+        text=True,
+        capture_output=capture,
+    )
+
+
+@dataclass
+class Result:
+    backend: str
+    kind: str
+    latencies_ms: list[float]
+    hits: int
+
+    def row(self) -> list[str]:
+        lat = sorted(self.latencies_ms)
+        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]  # noqa: E731 - nearest-rank percentile
+        return [
+            self.backend,
+            self.kind,
+            str(len(lat)),
+            f"{p(0.50):.2f}",
+            f"{p(0.99):.2f}",
+            f"{statistics.fmean(lat):.2f}",
+            f"{100 * self.hits / len(lat):.1f}%",
+        ]
+
+
+def sample_people(
+    url: str, n: int, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, dt.date]]]:
+    """(local id, valid NHS number) pairs and (local id, given, family, dob) tuples, seeded sample.
+
+    Samples 3n person ids (sorted first, so the sample depends only on the data and the seed), then keeps
+    the first n with a valid NHS number and the first n with names and a date of birth.
+    """
+    engine = sa.create_engine(url)
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        ids = sorted(str(i) for i in conn.execute(sa.text("SELECT pers_person_id FROM ssd_person")).scalars())
+        chosen = rng.sample(ids, min(len(ids), n * 3))
+        del ids
+        rows = []
+        query = sa.text(
+            "SELECT pers_person_id, pers_single_unique_id, pers_forename, pers_surname, pers_dob "
+            "FROM ssd_person WHERE pers_person_id IN :ids"
+        ).bindparams(sa.bindparam("ids", expanding=True))
+        for i in range(0, len(chosen), 500):
+            rows.extend(conn.execute(query, {"ids": chosen[i : i + 500]}).all())
+    engine.dispose()
+    order = {pid: k for k, pid in enumerate(chosen)}
+    rows.sort(key=lambda r: order[str(r[0])])
+    by_nhs = [(str(r[0]), nhs) for r in rows if (nhs := normalise_nhs_number(r[1]))][:n]
+    by_name = [
+        (str(r[0]), str(r[2]), str(r[3]), dob)
+        for r in rows
+        if (dob := parse_date(r[4])) and r[2] and r[3] and str(r[2]).strip().upper() not in ("", "NULL")
+    ][:n]
+    return by_nhs, by_name
+
+
+def start_adapter(config: Path, url: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from familyctx.cli import app; app()",
+            "adapter",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            "0",
+            "--database-url",
+            url,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("adapter ready on"):
+        proc.kill()
+        raise SystemExit(f"adapter did not start: {line!r}")
+    return proc, int(line.strip().rsplit(":", 1)[1])
+
+
+def run_queries(port: int, backend: str, by_nhs, by_name, warmup: int) -> list[Result]:  # noqa: ANN001
+    results = []
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = adapter_pb2_grpc.AdapterServiceStub(channel)
+        meta = (("x-request-id", "bench"), ("x-purpose", "s17_assessment"))
+
+        def nhs_request(item):  # noqa: ANN001, ANN202
+            return adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number=item[1]))
+
+        def name_request(item):  # noqa: ANN001, ANN202
+            _, given, family, dob = item
+            return adapter_pb2.FindPeopleRequest(
+                query=adapter_pb2.PersonQuery(
+                    given_name=given,
+                    family_name=family,
+                    date_of_birth=types_pb2.Date(year=dob.year, month=dob.month, day=dob.day),
+                )
+            )
+
+        for kind, items, make in (
+            ("NHS number", by_nhs, nhs_request),
+            ("name + date of birth", by_name, name_request),
+        ):
+            for item in items[:warmup]:
+                stub.FindPeople(make(item), metadata=meta, timeout=30)
+            latencies, hits = [], 0
+            for item in items:
+                request = make(item)
+                t0 = time.perf_counter()
+                reply = stub.FindPeople(request, metadata=meta, timeout=30)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                hits += any(c.local_person_id == item[0] for c in reply.candidates)
+            results.append(Result(backend, kind, latencies, hits))
+    return results
+
+
+def bench_backend(backend: str, url: str, config: Path, args: argparse.Namespace) -> list[Result]:
+    t0 = time.perf_counter()
+    out = familyctx("adapter", "prepare", "--config", str(config), "--database-url", url, capture=True)
+    console.print(f"[{backend}] prepare: {time.perf_counter() - t0:.1f} s ({out.stdout.strip()[:80]})")
+    by_nhs, by_name = sample_people(url, args.queries, args.seed)
+    console.print(f"[{backend}] sampled {len(by_nhs)} NHS-number and {len(by_name)} name+dob queries")
+    proc, port = start_adapter(config, url)
+    try:
+        return run_queries(port, backend, by_nhs, by_name, args.warmup)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--people", type=int, default=10000, help="true people to synthesise (all in Stockport)"
+    )
+    parser.add_argument("--queries", type=int, default=2000, help="queries of each kind")
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--sqlite-path", type=Path, help="reuse this Stockport warehouse instead of generating"
+    )
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--keep-postgres", action="store_true", help="do not drop fctest_bench_adapter")
+    parser.add_argument("--reuse-postgres", action="store_true", help="use the existing fctest_bench_adapter")
+    parser.add_argument("--workdir", type=Path, help="where generated SQLite goes (default: a temp dir)")
+    args = parser.parse_args()
+
+    results: list[Result] = []
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_adapter_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    synth = [
+        "synth",
+        "--council",
+        "stockport",
+        "--people",
+        str(args.people),
+        "--seed",
+        "42",
+        "--as-of",
+        dt.date.today().isoformat(),
+        "--force",
+    ]
+
+    if not args.no_sqlite:
+        path = args.sqlite_path
+        if path is None:
+            t0 = time.perf_counter()
+            familyctx(*synth, "--out", str(workdir / "sqlite"))
+            console.print(f"[sqlite] synth {args.people} people: {time.perf_counter() - t0:.1f} s")
+            path = workdir / "sqlite" / "stockport.sqlite"
+        results += bench_backend("SQLite", f"sqlite:///{path.resolve()}", CONFIG, args)
+
+    if not args.no_postgres:
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+        try:
+            if not args.reuse_postgres:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+                    conn.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
+                t0 = time.perf_counter()
+                familyctx(*synth, "--out", str(workdir / "pg"), "--database-url", f"stockport={url}")
+                console.print(f"[postgres] synth {args.people} people: {time.perf_counter() - t0:.1f} s")
+            results += bench_backend("PostgreSQL", url, CONFIG, args)
+        finally:
+            if not args.keep_postgres:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+            admin.dispose()
+
+    table = Table(
+        title=f"Adapter FindPeople over gRPC, {args.people:,} people synthesised (Stockport, systemc)"
+    )
+    for col in ("backend", "query", "n", "p50 ms", "p99 ms", "mean ms", "found"):
+        table.add_column(col, justify="right" if col not in ("backend", "query") else "left")
+    for r in results:
+        table.add_row(*r.row())
+    console.print(table)
+    console.print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {sys.platform}")
+
+
+if __name__ == "__main__":
+    main()
