@@ -86,6 +86,7 @@ def sample_people(
     """
     engine = sa.create_engine(url)
     rng = random.Random(seed)
+    today = dt.date.today()
     with engine.connect() as conn:
         ids = sorted(str(i) for i in conn.execute(sa.text("SELECT pers_person_id FROM ssd_person")).scalars())
         chosen = rng.sample(ids, min(len(ids), n * 3))
@@ -104,7 +105,11 @@ def sample_people(
     by_name = [
         (str(r[0]), str(r[2]), str(r[3]), dob)
         for r in rows
-        if (dob := parse_date(r[4])) and r[2] and r[3] and str(r[2]).strip().upper() not in ("", "NULL")
+        if (dob := parse_date(r[4]))
+        and dob <= today  # an unborn child's or mistyped future date is not a searchable date of birth
+        and r[2]
+        and r[3]
+        and str(r[2]).strip().upper() not in ("", "NULL")
     ][:n]
     return by_nhs, by_name
 
@@ -182,10 +187,48 @@ def bench_backend(backend: str, url: str, config: Path, args: argparse.Namespace
     console.print(f"[{backend}] sampled {len(by_nhs)} NHS-number and {len(by_name)} name+dob queries")
     proc, port = start_adapter(config, url)
     try:
-        return run_queries(port, backend, by_nhs, by_name, args.warmup)
+        results = run_queries(port, backend, by_nhs, by_name, args.warmup)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    if args.direct:
+        results += run_direct(config, url, backend, by_nhs, by_name, args.warmup)
+    return results
+
+
+def run_direct(config: Path, url: str, backend: str, by_nhs, by_name, warmup: int) -> list[Result]:  # noqa: ANN001
+    """The same queries straight on SqlWarehouseSource in this process: the warehouse's share of the cost,
+    without gRPC, serialisation or a second process."""
+    from familyctx_adapter.queries import PersonSearch
+    from familyctx_adapter.settings import load_settings
+    from familyctx_adapter.sql_source import SqlWarehouseSource
+
+    source = SqlWarehouseSource.from_settings(load_settings(config, database_url=url))
+    results = []
+    try:
+        searches = (
+            ("NHS number (no gRPC)", [(i[0], PersonSearch(nhs_number=i[1])) for i in by_nhs]),
+            (
+                "name + dob (no gRPC)",
+                [
+                    (i[0], PersonSearch(given_name=i[1], family_name=i[2], date_of_birth=i[3]))
+                    for i in by_name
+                ],
+            ),
+        )
+        for kind, items in searches:
+            for _, search in items[:warmup]:
+                source.find_people(search, 25)
+            latencies, hits = [], 0
+            for expected, search in items:
+                t0 = time.perf_counter()
+                found = source.find_people(search, 25)
+                latencies.append((time.perf_counter() - t0) * 1000)
+                hits += any(p.local_person_id == expected for p in found)
+            results.append(Result(backend, kind, latencies, hits))
+    finally:
+        source.close()
+    return results
 
 
 def main() -> None:
@@ -203,8 +246,12 @@ def main() -> None:
     )
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--keep-postgres", action="store_true", help="do not drop fctest_bench_adapter")
-    parser.add_argument("--reuse-postgres", action="store_true", help="use the existing fctest_bench_adapter")
+    parser.add_argument("--keep-postgres", action="store_true", help="do not drop the database afterwards")
+    parser.add_argument("--reuse-postgres", action="store_true", help="use the existing database as is")
+    parser.add_argument(
+        "--no-direct", dest="direct", action="store_false", help="skip the in-process (no gRPC) rows"
+    )
+    parser.add_argument("--pg-database", default=PG_DB, help=f"PostgreSQL database (default {PG_DB})")
     parser.add_argument("--workdir", type=Path, help="where generated SQLite goes (default: a temp dir)")
     args = parser.parse_args()
 
@@ -235,12 +282,13 @@ def main() -> None:
 
     if not args.no_postgres:
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+        db = args.pg_database
+        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db}"
         try:
             if not args.reuse_postgres:
                 with admin.connect() as conn:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
-                    conn.execute(sa.text(f'CREATE DATABASE "{PG_DB}"'))
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                    conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
                 t0 = time.perf_counter()
                 familyctx(*synth, "--out", str(workdir / "pg"), "--database-url", f"stockport={url}")
                 console.print(f"[postgres] synth {args.people} people: {time.perf_counter() - t0:.1f} s")
@@ -248,7 +296,7 @@ def main() -> None:
         finally:
             if not args.keep_postgres:
                 with admin.connect() as conn:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
             admin.dispose()
 
     table = Table(

@@ -72,10 +72,9 @@ def create_app(
         version="0.1.0",
         description="Live family context across councils: search, link and merge, with every access audited.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(searches.router, prefix="/v1")
     app.include_router(family_context.router, prefix="/v1")

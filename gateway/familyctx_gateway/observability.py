@@ -6,6 +6,7 @@ latency; never names, dates of birth or NHS numbers.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["RequestContextMiddleware", "configure_logging", "setup_tracing"]
@@ -37,14 +39,18 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware: X-Request-ID in and out, and one access log line per request.
+    """Pure ASGI middleware: X-Request-ID in and out, one access log line per request, and the request
+    body limit: a declared ``Content-Length`` over ``max_body_bytes`` is answered 413 at once; a body
+    streamed without a length raises ``HTTPException(413)`` once it passes the limit, which FastAPI
+    re-raises to the gateway's error handlers (a JSON body either way).
 
     An incoming ``X-Request-ID`` is kept when it is 1-64 characters of ``[A-Za-z0-9._:-]``, else a new
     one is made (UUID4 hex). It is put in ``request.state.request_id``.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,8 +70,20 @@ class RequestContextMiddleware:
                 message["headers"] = headers
             await send(message)
 
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         try:
-            await self.app(scope, receive, send_with_id)
+            if declared and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+                await _send_json(
+                    send_with_id,
+                    413,
+                    {
+                        "detail": f"Request body too large: the limit is {self.max_body_bytes} bytes",
+                        "errors": [],
+                        "request_id": request_id,
+                    },
+                )
+            else:
+                await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
         finally:
             endpoint = scope.get("path", "")  # path only: the query string is never logged
             log.info(
@@ -76,6 +94,36 @@ class RequestContextMiddleware:
                 status_holder["status"],
                 round((time.perf_counter() - started) * 1000),
             )
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, f"Request body too large: the limit is {limit} bytes")
+        return message
+
+    return wrapped
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def setup_tracing(app: Any) -> bool:

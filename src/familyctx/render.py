@@ -208,6 +208,14 @@ def render_family_context(response: Any, console: Console) -> None:
     header = Text(f"Family context  purpose {response.purpose.value}  case {response.case_reference}  "
                   f"request {response.request_id}")
     console.print(Panel(header, style="bold"))
+    if not response.people:
+        down = [f"{s.name}: {STATE_STYLES.get(s.state.value, ('', s.state.value, ''))[1]}"
+                for s in response.sources if s.state.value != "ok"]
+        console.print(Text("No family context: the subject's council did not answer"
+                           + (f" ({'; '.join(down)})" if down else "") + ". Nothing here means 'no records'.",
+                           style="bold red"))
+        console.print(_sources_table(response.sources))
+        return
     console.print(Group(
         _people_table(response),
         _relationships_table(response, names, councils),

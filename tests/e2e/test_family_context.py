@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from e2e_support import (
     CASE_REFERENCE,
     LEEDS,
@@ -14,6 +15,9 @@ from e2e_support import (
     audit_rows,
     person_holding,
 )
+
+#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("e2e")
 
 
 def test_search_finds_the_child_by_name_and_date_of_birth(gateway: Gateway, scenario: dict[str, Any]) -> None:

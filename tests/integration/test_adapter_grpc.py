@@ -193,3 +193,32 @@ async def test_logs_carry_request_id_and_purpose_but_no_personal_data(
     text = "\n".join(lines)
     for personal in ("9434765919", "O'Neill", "Zoë", "2014"):
         assert personal not in text
+
+
+async def test_warehouse_gone_is_unavailable_and_not_serving(postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url)
+    build_warehouse(engine, "systemc")
+    engine.dispose()
+    settings = settings_for("systemc", postgres_url)
+    server = build_server(settings, SqlWarehouseSource.from_settings(settings))
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = adapter_pb2_grpc.AdapterServiceStub(channel)
+            request = adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number="9434765919"))
+            assert len((await stub.FindPeople(request, timeout=10)).candidates) == 1
+            admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                name = postgres_url.rsplit("/", 1)[1]
+                conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            admin.dispose()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.FindPeople(request, timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "9434765919" not in (info.value.details() or "")
+            assert await server.check_health() is False
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    finally:
+        await server.stop(grace=None)

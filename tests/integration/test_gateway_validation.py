@@ -108,6 +108,21 @@ async def test_oversized_body_is_413(gw: RunningGateway) -> None:
     body = {**OK, "family_name": "Smith", "padding": "x" * (70 * 1024)}
     resp = await gw.client.post("/v1/searches", json=body, headers=gw.auth())
     assert resp.status_code == 413
+    assert resp.json()["detail"] == "Request body too large: the limit is 65536 bytes"
+    assert "x" * 100 not in resp.text
+
+
+async def test_oversized_body_without_content_length_is_413(gw: RunningGateway) -> None:
+    async def chunks():  # a streamed (chunked) body declares no length up front
+        yield b'{"purpose": "s17_assessment", "case_reference": "C", "family_name": "'
+        for _ in range(70):
+            yield b"x" * 1024
+        yield b'"}'
+
+    headers = {**gw.auth(), "Content-Type": "application/json"}
+    resp = await gw.client.post("/v1/searches", content=chunks(), headers=headers)
+    assert resp.status_code == 413
+    assert resp.json()["detail"]
     assert "x" * 100 not in resp.text
 
 

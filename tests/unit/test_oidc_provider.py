@@ -158,6 +158,7 @@ async def test_client_credentials_with_secret_in_body(client: httpx.AsyncClient)
          "unsupported_grant_type"),
         ({"client_id": "familyctx-cli"}, None, 400, "unsupported_grant_type"),
         ({"grant_type": "password", "client_id": CLI, "password": "demo"}, None, 400, "invalid_request"),
+        ({**PW, "client_id": CLI, "scope": "admin"}, None, 400, "invalid_scope"),
     ],
 )
 async def test_token_endpoint_errors_follow_rfc6749_5_2(

@@ -161,3 +161,12 @@ def test_gateway_error_body_is_parsed() -> None:
             client.family_context({})
     assert caught.value.status == 422 and caught.value.request_id == "abc"
     assert caught.value.errors == [{"field": "purpose", "message": "m"}]
+
+
+def test_family_context_without_people_says_why() -> None:
+    answer = _family_context().model_dump(mode="json")
+    answer.update(people=[], relationships=[], involvements=[], subject_person_id=None)
+    answer["sources"][0].update(state="unavailable", detail="connection refused")
+    text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
+    assert "No family context: the subject's council did not answer" in text
+    assert "Stockport: source unavailable" in text and "Nothing here means 'no records'" in text

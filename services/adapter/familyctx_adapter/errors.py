@@ -7,6 +7,7 @@ the caller and may be logged.
 from __future__ import annotations
 
 import grpc
+from sqlalchemy import exc as sa_exc
 
 __all__ = [
     "AdapterConfigError",
@@ -50,10 +51,15 @@ _STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (WarehouseMappingError, grpc.StatusCode.FAILED_PRECONDITION),
 )
 
+_UNAVAILABLE = "the council's warehouse did not answer; try again later"
+
 
 def grpc_status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Map an exception to (gRPC status code, caller-safe message). Unknown errors are INTERNAL."""
     for kind, code in _STATUS:
         if isinstance(exc, kind):
             return code, str(exc)
+    # A connection lost or refused mid-request, or no pooled connection in time.
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)):
+        return grpc.StatusCode.UNAVAILABLE, _UNAVAILABLE
     return grpc.StatusCode.INTERNAL, "internal error in the adapter; see its logs with the request id"

@@ -17,7 +17,7 @@ from familycontext.v1 import types_pb2
 from familyctx_adapter.normalise import clean_text
 from familyctx_adapter.warehouse import Warehouse
 
-__all__ = ["Edge", "RelationshipReader", "relationship_from_code"]
+__all__ = ["Edge", "RelationshipReader", "best_edges", "relationship_from_code"]
 
 R = types_pb2
 
@@ -137,7 +137,7 @@ class RelationshipReader:
             out.extend(self._household(conn, id_list))
         return out
 
-    def _from_relationship(self, row: Mapping[str, Any], sex_of: Callable[[str], int]) -> Iterable[Edge]:
+    def _from_relationship(self, row: Mapping[Any, Any], sex_of: Callable[[str], int]) -> Iterable[Edge]:
         person, related = clean_text(row["person_id"]), clean_text(row["related_id"])
         if not person or not related or person == related:
             return []

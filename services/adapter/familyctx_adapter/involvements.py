@@ -29,7 +29,7 @@ from familyctx_adapter.warehouse import Warehouse
 __all__ = ["InvolvementReader"]
 
 T = types_pb2
-Row = Mapping[str, Any]
+Row = Mapping[Any, Any]
 ProvenanceFor = Callable[[str, str], types_pb2.Provenance]  # (logical table, record id) -> Provenance
 
 _CATEGORY = {

@@ -46,11 +46,19 @@ def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
     return ""
 
 
+async def _offload(executor: ThreadPoolExecutor | None, fn: Callable[[], R]) -> R:
+    """Run a blocking warehouse call on the thread pool, or inline when there is none."""
+    if executor is None:
+        return fn()
+    return await asyncio.get_running_loop().run_in_executor(executor, fn)
+
+
 class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
-    """AdapterService over a :class:`WarehouseSource`; blocking calls go to ``executor``."""
+    """AdapterService over a :class:`WarehouseSource`; blocking calls go to ``executor`` (or run on the
+    event loop when it is None: SQLite's default, see :attr:`AdapterSettings.threads`)."""
 
     def __init__(
-        self, settings: AdapterSettings, source: WarehouseSource, executor: ThreadPoolExecutor
+        self, settings: AdapterSettings, source: WarehouseSource, executor: ThreadPoolExecutor | None
     ) -> None:
         self.settings = settings
         self.source = source
@@ -67,7 +75,7 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         purpose = _metadata(context, "x-purpose") or "-"
         started = time.perf_counter()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+            result = await _offload(self.executor, fn)
         except Exception as exc:  # noqa: BLE001 - every error is mapped, none escapes as a bare 500
             code, message = grpc_status_for(exc)
             elapsed = (time.perf_counter() - started) * 1000
@@ -137,8 +145,9 @@ class AdapterServer:
     def __init__(self, settings: AdapterSettings, source: WarehouseSource) -> None:
         self.settings = settings
         self.source = source
-        self.executor = ThreadPoolExecutor(
-            max_workers=settings.worker_threads, thread_name_prefix="adapter-sql"
+        threads = settings.threads
+        self.executor = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="adapter-sql") if threads else None
         )
         limit = settings.max_message_bytes
         self.server = grpc.aio.server(
@@ -169,7 +178,7 @@ class AdapterServer:
 
     async def check_health(self) -> bool:
         """Ask the warehouse once and publish SERVING / NOT_SERVING."""
-        ok = await asyncio.get_running_loop().run_in_executor(self.executor, self.source.check)
+        ok = await _offload(self.executor, self.source.check)
         await self._set_health(ok)
         return ok
 
@@ -196,7 +205,8 @@ class AdapterServer:
                 await self._health_task
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
-        self.executor.shutdown(wait=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
         self.source.close()
 
 

@@ -57,7 +57,7 @@ class AdapterSettings(BaseSettings):
     ``cms`` selects the SSD extract flavour mapping (systemc, mosaic, eclipse). ``table_names`` maps a
     logical table (e.g. ``housing_tenancies``) to the council's physical table name when it differs.
     Limits: ``default_max_results`` (25) and ``max_results_cap`` (100) bound FindPeople;
-    ``max_message_bytes`` bounds gRPC messages both ways.
+    ``max_message_bytes`` bounds gRPC messages both ways; ``worker_threads`` see :attr:`threads`.
     """
 
     model_config = SettingsConfigDict(
@@ -74,7 +74,7 @@ class AdapterSettings(BaseSettings):
     default_max_results: int = Field(default=25, ge=1, le=100)
     max_results_cap: int = Field(default=100, ge=1, le=1000)
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=256 * 1024 * 1024)
-    worker_threads: int = Field(default=8, ge=1, le=64)
+    worker_threads: int | None = Field(default=None, ge=0, le=64)
     health_check_interval_seconds: float = Field(default=15.0, gt=0)
     coverage_area: str = ""
 
@@ -109,6 +109,15 @@ class AdapterSettings(BaseSettings):
         if path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+    @property
+    def threads(self) -> int:
+        """Warehouse threads: ``worker_threads`` if set, else 0 for SQLite (embedded, sub-millisecond
+        indexed reads run on the event loop with no thread hop) and 8 for a database server (whose
+        network waits overlap across threads)."""
+        if self.worker_threads is not None:
+            return self.worker_threads
+        return 0 if make_url(self.database_url).get_backend_name() == "sqlite" else 8
 
     @property
     def area_name(self) -> str:

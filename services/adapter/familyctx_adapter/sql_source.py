@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,7 +67,16 @@ class SqlWarehouseSource(WarehouseSource):
     def from_settings(cls, settings: AdapterSettings, engine: sa.Engine | None = None) -> SqlWarehouseSource:
         """Connect, check the flavour mapping against the schema. Raises WarehouseMappingError or
         SourceUnavailable (warehouse not reachable)."""
-        engine = engine or create_warehouse_engine(settings.database_url, pool_size=settings.worker_threads)
+        url = sa.engine.make_url(settings.database_url)
+        if (
+            engine is None
+            and url.get_backend_name() == "sqlite"
+            and url.database not in (None, "", ":memory:")
+        ):
+            # SQLite would silently create an empty file; a missing warehouse is an error, not an empty one.
+            if not Path(url.database).is_file():
+                raise SourceUnavailable(f"warehouse file {url.database} does not exist")
+        engine = engine or create_warehouse_engine(settings.database_url, pool_size=max(settings.threads, 1))
         try:
             warehouse = Warehouse.open(engine, mapping_for(settings.cms, settings.table_names))
         except sa.exc.OperationalError as exc:
@@ -87,7 +97,7 @@ class SqlWarehouseSource(WarehouseSource):
     # --- provenance ----------------------------------------------------------------------------------
     def _provenance(
         self, logical: str, record_id: str, fresh: Mapping[str, DatasetFreshness]
-    ) -> T.Provenance:
+    ) -> types_pb2.Provenance:
         dataset = self.w.mapping.table(logical).dataset_id
         info = fresh.get(dataset)
         prov = T.Provenance(
@@ -145,7 +155,7 @@ class SqlWarehouseSource(WarehouseSource):
         return [d for d in self.w.datasets() if d in fresh]
 
     # --- FindPeople ----------------------------------------------------------------------------------
-    def find_people(self, search: PersonSearch, max_results: int) -> list[T.Person]:
+    def find_people(self, search: PersonSearch, max_results: int) -> list[types_pb2.Person]:
         fresh = self.w.freshness()
         with self._connect() as conn:
             ranked = self.people.search(conn, search)[:max_results]
@@ -227,7 +237,7 @@ class SqlWarehouseSource(WarehouseSource):
         found: set[tuple[str, str]],
         fresh: Mapping[str, DatasetFreshness],
         now: dt.datetime,
-    ) -> T.DatasetOutcome:
+    ) -> types_pb2.DatasetOutcome:
         name, _, lo, hi = DATASET_INFO[dataset_id]
         if dataset_id not in cohort:
             bound = f"aged {lo} or over" if lo else f"aged {hi} or under"

@@ -55,7 +55,9 @@ def nhs_key_expression(column: Any) -> sa.ColumnElement[Any]:
 
     Constants are inlined (not bound) so the statement matches the expression index exactly.
     """
-    space, dash, empty = sa.literal_column("' '"), sa.literal_column("'-'"), sa.literal_column("''")
+    space: sa.ColumnClause[Any] = sa.literal_column("' '")
+    dash: sa.ColumnClause[Any] = sa.literal_column("'-'")
+    empty: sa.ColumnClause[Any] = sa.literal_column("''")
     return sa.func.replace(sa.func.replace(column, space, empty), dash, empty)
 
 
@@ -64,8 +66,8 @@ def surname_key_expression(column: Any) -> sa.ColumnElement[Any]:
 
     Folds case (ASCII on SQLite), apostrophes, hyphens and spaces, so "O'NEILL" and "Oneill" meet.
     """
-    empty = sa.literal_column("''")
-    expr = sa.func.replace(column, sa.literal_column("''''"), empty)
+    empty: sa.ColumnClause[Any] = sa.literal_column("''")
+    expr: sa.ColumnElement[Any] = sa.func.replace(column, sa.literal_column("''''"), empty)
     expr = sa.func.replace(expr, sa.literal_column("'-'"), empty)
     expr = sa.func.replace(expr, sa.literal_column("' '"), empty)
     return sa.func.lower(expr)

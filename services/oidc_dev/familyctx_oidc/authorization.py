@@ -26,7 +26,7 @@ from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet, RSAKey
 from starlette.responses import JSONResponse
 
-from familyctx_oidc.directory import DEMO_PASSWORD, DEMO_USERS, DemoClient, DemoUser
+from familyctx_oidc.directory import DEFAULT_SCOPE, DEMO_PASSWORD, DEMO_USERS, DemoClient, DemoUser
 
 __all__ = ["DevAuthorizationServer", "FormRequest", "parse_form_body"]
 
@@ -130,7 +130,8 @@ class _AccessTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
 class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib authorization server for the demo clients; only the token endpoint is offered.
 
-    ``clients``: registrations by client id. Tokens are not stored (self-contained JWTs).
+    ``clients``: registrations by client id. The only scope is ``familyctx`` (others: ``invalid_scope``).
+    Tokens are not stored (self-contained JWTs).
     """
 
     def __init__(
@@ -142,7 +143,7 @@ class DevAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         key: RSAKey,
         lifetime_seconds: int,
     ) -> None:
-        super().__init__()
+        super().__init__(scopes_supported=[DEFAULT_SCOPE])
         self._clients = clients
         self.register_grant(_PasswordGrant)
         self.register_grant(_ClientCredentialsGrant)

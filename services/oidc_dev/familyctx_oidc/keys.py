@@ -26,7 +26,7 @@ def load_or_create_signing_key(state_dir: Path) -> RSAKey:
     Raises :class:`SigningKeyError` when the file exists but is readable by group or others, is not a
     private RSA JWK, or cannot be written.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / SIGNING_KEY_FILE
     if not path.exists():
         key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": SIGNING_ALGORITHM}, auto_kid=True)

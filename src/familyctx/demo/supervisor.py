@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,14 +28,29 @@ _PR_SET_PDEATHSIG = 1
 
 def familyctx_argv(*args: str) -> list[str]:
     """Command line running ``familyctx ARGS`` with the current interpreter (same venv)."""
-    return [sys.executable, "-c", "from familyctx.cli import main; main()", *args]
+    return [sys.executable, "-m", "familyctx", *args]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the parent: the child must not dlopen between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    prctl = _prctl()
+    if prctl is None:
+        return None
+
+    def hook() -> None:  # pragma: no cover - runs in the child between fork and exec
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return hook
 
 
 @dataclass
@@ -94,7 +110,7 @@ class Supervisor:
         if name in self.children and self.children[name].exited() is None:
             raise ValueError(f"a child named {name!r} is already running")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log = open(log_path, "ab")  # closed in stop()
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         popen = subprocess.Popen(
             list(argv),
@@ -104,7 +120,7 @@ class Supervisor:
             env=child_env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, async-signal-safe enough
+            preexec_fn=_die_with_parent_hook(),  # only calls prctl(2), resolved beforehand
         )
         child = ChildProcess(name, list(argv), log_path, popen, log)
         self.children[name] = child

@@ -23,6 +23,14 @@ from familyctx.synth.staff import Practitioner, StaffRoster
 _PERSON_ID_BASE = {"systemc": 100_000, "mosaic": 5_000_000, "eclipse": 0}
 _SEX = {"F": ("F", "Female"), "M": ("M", "Male"), "U": ("U", "Unknown")}
 _UPN_ISSUERS = (356, 383, 352)  # DfE LA numbers of the demo councils
+_EARLY_HELP_REASONS = (
+    "Parenting support",
+    "School attendance",
+    "Domestic abuse",
+    "Parental mental health",
+    "Child's behaviour",
+    "Housing and money worries",
+)
 _CHANGE_REASONS = ("Worker left the team", "Case transferred between teams", "Caseload review")
 
 
@@ -59,6 +67,7 @@ class CouncilWriter:
         self._bulk = {name: BulkInserter(conn, t, batch_size) for name, t in metadata.tables.items()}
         self._seq: dict[str, int] = {}
         self._referral_id: int | str = ""
+        self._last_client = ""
 
     # -- plumbing -----------------------------------------------------------------------------
     def _next(self, kind: str) -> int:
@@ -167,17 +176,17 @@ class CouncilWriter:
                 fami_person_id=pid,
             )
             out.append((presence.person.truth_id, pid, ident.quirks))
-        mothers = {}
-        for person, related, code in household.relationships:
-            if code == "MOTHER" and person.truth_id in local and related.truth_id in local:
-                mothers[person.truth_id] = related.truth_id
-        for child_truth, mother_truth in mothers.items():
-            child = next(p.person for p in presences if p.person.truth_id == child_truth)
+        # ssd_mother: the mothers of children (under 18 or unborn) this council holds both of
+        for child, mother, code in household.relationships:
+            if code != "MOTHER" or child.truth_id not in local or mother.truth_id not in local:
+                continue
+            if child.dob is not None and (self._as_of - child.dob).days >= 18 * 365:
+                continue
             self.add(
                 "ssd_mother",
                 moth_table_id=f"{self._next('moth')}",
-                moth_person_id=local[mother_truth],
-                moth_childs_person_id=local[child_truth],
+                moth_person_id=local[mother.truth_id],
+                moth_childs_person_id=local[child.truth_id],
                 moth_childs_dob=_ts(child.dob or child.expected_dob),
             )
         self._relationships(household, local)
@@ -276,7 +285,7 @@ class CouncilWriter:
                 earl_person_id=pid,
                 earl_episode_start_date=_ts(ep.start),
                 earl_episode_end_date=self._end(ep.end, ident),
-                earl_episode_reason="Parenting support",
+                earl_episode_reason=self.rng.choice(_EARLY_HELP_REASONS),
                 earl_episode_end_reason=None if ep.end is None else "Outcomes met",
                 earl_episode_organisation=f"{self.council.name} Early Help Hub",
                 earl_episode_worker_id=worker.professional_id,
@@ -362,8 +371,8 @@ class CouncilWriter:
 
     def _asc(self, pid: str, ep: AscEpisode, ident: RecordIdentity) -> None:
         client = f"AC{pid}"
-        if not self._seq.get(f"client:{pid}"):
-            self._seq[f"client:{pid}"] = 1
+        if self._last_client != client:  # a person's ASC episodes are written one after another
+            self._last_client = client
             self.add("asc_clients", client_id=client, person_id=pid, primary_support_reason=ep.reason)
         worker = self.roster.allocate("asc")
         self.add(

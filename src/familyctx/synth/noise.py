@@ -101,17 +101,23 @@ class Noise:
     def identity(self, presence: Presence) -> RecordIdentity:
         """The person's identifiers as ``presence``'s council recorded them.
 
-        Protected presences (planted scenarios) get only their ``forced_quirks``.
+        Protected presences (planted scenarios) get only their ``forced_quirks``. A drawn quirk that
+        cannot apply to this record (no variant of the name, no NHS number) is replaced by another,
+        so that ``rate`` really is the share of records with a quirk.
         """
         person = presence.person
         given, family = presence.name_override or (person.given_name, person.family_name)
         rec = RecordIdentity(given, family, person.dob, person.nhs_number)
-        wanted: list[str] = list(presence.forced_quirks)
-        if not presence.protected and self.rate > 0 and self.rng.random() < self.rate:
-            wanted += self.rng.sample(QUIRKS, 2 if self.rng.random() < 0.3 else 1)
-        for quirk in wanted:
+        for quirk in presence.forced_quirks:
             if self._apply(rec, quirk):
                 rec.quirks.append(quirk)
+        if presence.protected or self.rate <= 0 or self.rng.random() >= self.rate:
+            return rec
+        for quirk in self.rng.sample(QUIRKS, 2 if self.rng.random() < 0.3 else 1):
+            for candidate in (quirk, *self.rng.sample(QUIRKS, 3)):
+                if candidate not in rec.quirks and self._apply(rec, candidate):
+                    rec.quirks.append(candidate)
+                    break
         return rec
 
     def _apply(self, rec: RecordIdentity, quirk: str) -> bool:  # noqa: C901 - a flat table of quirks

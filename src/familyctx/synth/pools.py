@@ -47,8 +47,8 @@ NAME_VARIANTS: dict[str, tuple[str, ...]] = {
 class NamePools:
     """Value pools sampled when building people and addresses.
 
-    ``given_female``/``given_male``: forenames; ``surnames``: family names; ``streets``: street names
-    without a number ("Bradley Street"); ``practitioner_*``: names for council staff.
+    ``given_female``/``given_male``: forenames (also used for council staff); ``surnames``: family
+    names; ``streets``: street names without a number ("Bradley Street").
     """
 
     given_female: tuple[str, ...]

@@ -173,12 +173,24 @@ class HouseholdFactory:
             relatives_elsewhere.append((absent_father, where or home))
         else:
             children = [(c, b if b is not absent_father else None) for c, b in children]
+        # Some fathers bring up their children with a new partner: she is their step-mother and
+        # their birth mother lives apart (sometimes in another council).
+        birth_mother: TruePerson | None = None
+        if father is not None and shape < 0.5 and len(members) < max_people and rng.random() < 0.1:
+            birth_mother = self.person("F", birth_date(rng, as_of, mother_age, mother_age + 4))
+            members.append(birth_mother)
+            where = self._other_council(home, self.all_councils) if rng.random() < 0.4 else home
+            relatives_elsewhere.append((birth_mother, where or home))
 
         rels: list[tuple[TruePerson, TruePerson, str]] = []
         if father is not None:
             rels += [(mother, father, "PARTNER"), (father, mother, "PARTNER")]
         for child, bio in children:
-            rels += [(child, mother, "MOTHER"), (mother, child, _son_daughter(child))]
+            if birth_mother is not None:
+                rels += [(child, birth_mother, "MOTHER"), (birth_mother, child, _son_daughter(child))]
+                rels.append((child, mother, "STEPMOTHER"))
+            else:
+                rels += [(child, mother, "MOTHER"), (mother, child, _son_daughter(child))]
             if bio is not None:
                 rels += [(child, bio, "FATHER"), (bio, child, _son_daughter(child))]
             if father is not None and bio is not father:
@@ -200,7 +212,7 @@ class HouseholdFactory:
 
         grandparents: list[TruePerson] = []
         for sex, p in (("F", 0.45), ("M", 0.25)):
-            if len(members) < max_people and rng.random() < p:
+            if birth_mother is None and len(members) < max_people and rng.random() < p:
                 gp = self.person(
                     sex,
                     birth_date(rng, as_of, mother_age + 18, mother_age + 35),
@@ -256,7 +268,11 @@ class HouseholdFactory:
             adult = m.dob is not None and (as_of - m.dob).days >= 18 * 365
             if m.expected_dob is not None or not adult:
                 p.csc = services.csc_episodes(
-                    rng, as_of, level, m.dob or m.expected_dob or as_of, not_before=since if moved_from else None
+                    rng,
+                    as_of,
+                    level,
+                    m.dob or m.expected_dob or as_of,
+                    not_before=since if moved_from else None,
                 )
             elif rng.random() < (0.08 if m is mother else 0.05):
                 p.asc = services.asc_episodes(rng, as_of, older=False)

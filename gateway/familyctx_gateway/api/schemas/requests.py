@@ -1,0 +1,185 @@
+"""Request bodies of the gateway API, validated strictly (see the package docstring)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, model_validator
+
+from familyctx.identifiers import normalise_nhs_number, normalise_postcode
+
+__all__ = ["EARLIEST_DATE_OF_BIRTH", "FamilyContextRequest", "Purpose", "SearchRequest", "SubjectRef"]
+
+# --------------------------------------------------------------------------------------------------
+# Request field types
+# --------------------------------------------------------------------------------------------------
+
+#: Earliest date of birth accepted in a search (exclusive).
+EARLIEST_DATE_OF_BIRTH = dt.date(1900, 1, 1)
+
+
+class Purpose(StrEnum):
+    """Why the worker asks (a fixed list; interfaces.md). Recorded in the audit log."""
+
+    s17_assessment = "s17_assessment"
+    s47_enquiry = "s47_enquiry"
+    cp_conference = "cp_conference"
+    cla_review = "cla_review"
+    early_help_assessment = "early_help_assessment"
+
+
+def _iso_date(value: object) -> object:
+    """Accept only a ``YYYY-MM-DD`` string naming a real calendar date (ISO 8601 calendar date)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or len(value) != 10 or value[4] != "-" or value[7] != "-":
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not a real calendar date (check the day and month)") from None
+
+
+def _plausible_birth_date(value: dt.date) -> dt.date:
+    if value <= EARLIEST_DATE_OF_BIRTH:
+        raise ValueError("must be after 1900-01-01")
+    if value > dt.datetime.now(dt.UTC).date():
+        raise ValueError("must not be in the future")
+    return value
+
+
+def _valid_nhs_number(value: str) -> str:
+    normalised = normalise_nhs_number(value)
+    if normalised is None:
+        raise ValueError("is not a valid NHS number (10 digits with a correct check digit)")
+    return normalised
+
+
+def _valid_postcode(value: str) -> str:
+    normalised = normalise_postcode(value)
+    if normalised is None:
+        raise ValueError("is not a UK postcode (for example SK1 3XE)")
+    return normalised
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+CaseReference = Annotated[
+    StrictStr,
+    BeforeValidator(_strip),
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9 /_.:\-]*$",
+        description="The worker's case reference: 1-64 letters, digits, spaces and / _ . : -",
+        examples=["CASE-2026-0042"],
+    ),
+]
+PersonName = Annotated[
+    StrictStr,
+    BeforeValidator(_strip),
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^\x00-\x1f\x7f<>{}\[\]\\;=]+$",
+        description="A name as recorded: up to 100 characters; letters (any script), spaces, ' and -",
+    ),
+]
+NhsNumberText = Annotated[
+    StrictStr,
+    BeforeValidator(_strip),
+    Field(
+        min_length=10,
+        max_length=13,
+        pattern=r"^[0-9 \-]+$",
+        description="NHS number: 10 digits, spaces or dashes allowed; must pass the modulus-11 check",
+        examples=["943 476 5919"],
+    ),
+    AfterValidator(_valid_nhs_number),
+]
+PostcodeText = Annotated[
+    StrictStr,
+    BeforeValidator(_strip),
+    Field(
+        min_length=5,
+        max_length=10,
+        pattern=r"^[A-Za-z0-9 ]+$",
+        description="UK postcode, any case or spacing",
+        examples=["SK1 3XE"],
+    ),
+    AfterValidator(_valid_postcode),
+]
+DateOfBirth = Annotated[
+    dt.date,
+    BeforeValidator(_iso_date),
+    AfterValidator(_plausible_birth_date),
+    Field(
+        description="Date of birth, YYYY-MM-DD; after 1900-01-01 and not in the future",
+        examples=["2014-03-05"],
+    ),
+]
+GssCode = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[EWSN][0-9]{8}$", description="ONS/GSS code of a local authority", examples=["E08000007"]
+    ),
+]
+LocalPersonId = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=48,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$",
+        description="The council's own person id (SSD PERS001A)",
+    ),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SearchRequest(_Request):
+    """``POST /v1/searches``: identifiers to search every council for.
+
+    At least one of: ``nhs_number``; ``family_name``; ``given_name`` with ``date_of_birth``;
+    ``date_of_birth`` with ``postcode``.
+    """
+
+    purpose: Purpose
+    case_reference: CaseReference
+    nhs_number: NhsNumberText | None = None
+    given_name: PersonName | None = None
+    family_name: PersonName | None = None
+    date_of_birth: DateOfBirth | None = None
+    postcode: PostcodeText | None = None
+
+    @model_validator(mode="after")
+    def _enough_to_search(self) -> SearchRequest:
+        if self.nhs_number or self.family_name:
+            return self
+        if self.date_of_birth and (self.given_name or self.postcode):
+            return self
+        raise ValueError(
+            "give at least an NHS number, a family name, a given name with a date of birth, "
+            "or a date of birth with a postcode"
+        )
+
+
+class SubjectRef(_Request):
+    """The person chosen from search results: a council and that council's own person id."""
+
+    gss_code: GssCode
+    local_person_id: LocalPersonId
+
+
+class FamilyContextRequest(_Request):
+    """``POST /v1/family-context``: assemble the family around ``subject`` for ``purpose``."""
+
+    purpose: Purpose
+    case_reference: CaseReference
+    subject: SubjectRef
