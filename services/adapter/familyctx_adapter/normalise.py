@@ -9,6 +9,7 @@ total: a bad value becomes empty/None, never an exception. Identifier rules live
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 import unicodedata
@@ -56,6 +57,14 @@ def display_name(value: object) -> str:
 def match_key(value: object) -> str:
     """A name folded for comparison: casefolded, diacritics removed (Unicode NFKD), apostrophes,
     hyphens, dots and spaces dropped. "Zoë O'Neill" -> "zoeoneill"."""
+    if value is None:
+        return ""
+    return _match_key(str(value))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _match_key(value: str) -> str:
+    # Cached: names repeat heavily across a warehouse, and a date-of-birth search folds dozens per query.
     text = clean_text(value)
     if not text:
         return ""

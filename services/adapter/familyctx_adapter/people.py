@@ -50,6 +50,8 @@ class PersonRecord:
     row: dict[str, Any]
     address: dict[str, Any] | None = None
     score: float = 0.0
+    #: False when read without its addresses (broad searches); :meth:`PersonReader.load_addresses` fills it.
+    address_loaded: bool = True
 
     @property
     def id(self) -> str:
@@ -87,6 +89,12 @@ class PersonReader:
         base = sa.select(*cols).select_from(
             person.outerjoin(address, warehouse.c("address", "person_id") == pid)
         )
+        # Broad lookups (a date of birth, a family name) read people alone, score them, and fetch
+        # addresses only for the few kept: most rows are discarded on their names.
+        people_only = sa.select(*warehouse.cols("person"))
+        self._addresses = sa.select(*warehouse.cols("address")).where(
+            warehouse.c("address", "person_id").in_(sa.bindparam("ids", expanding=True))
+        )
         self._address_keys = [f"addr_{name}" for name in warehouse.mapping.table("address").columns]
         dob = warehouse.c("person", "date_of_birth")
         self._by_nhs = base.where(
@@ -94,8 +102,8 @@ class PersonReader:
         )
         self._by_id = base.where(pid == sa.bindparam("pid"))
         self._by_ids = base.where(pid.in_(sa.bindparam("ids", expanding=True)))
-        self._by_dob = base.where(dob >= sa.bindparam("lo"), dob < sa.bindparam("hi"))
-        self._by_surname = base.where(
+        self._by_dob = people_only.where(dob >= sa.bindparam("lo"), dob < sa.bindparam("hi"))
+        self._by_surname = people_only.where(
             surname_key_expression(warehouse.c("person", "family_name")).in_(
                 sa.bindparam("keys", expanding=True)
             )
@@ -107,7 +115,10 @@ class PersonReader:
         today = dt.date.today()
         records: dict[str, PersonRecord] = {}
         best_start: dict[str, dt.date] = {}
-        for m in conn.execute(stmt, params).mappings():
+        result = conn.execute(stmt, params).mappings()
+        if "addr_id" not in result.keys():
+            return [PersonRecord(dict(m), address_loaded=False) for m in result]
+        for m in result:
             key = str(m["id"])
             record = records.get(key)
             if record is None:
@@ -121,6 +132,25 @@ class PersonReader:
                 best_start[key] = start
                 record.address = {k[5:]: m[k] for k in self._address_keys}
         return list(records.values())
+
+    def load_addresses(self, conn: sa.Connection, records: Sequence[PersonRecord]) -> None:
+        """Fill the current address (end date missing, sentinel or future; latest start) of records
+        read without it, in one query per 500 people."""
+        missing = {r.id: r for r in records if not r.address_loaded}
+        if not missing:
+            return
+        today = dt.date.today()
+        best_start: dict[str, dt.date] = {}
+        for chunk in _chunks(list(missing)):
+            for m in conn.execute(self._addresses, {"ids": list(chunk)}).mappings():
+                if not is_open(m["end_date"], today=today):
+                    continue
+                key, start = str(m["person_id"]), to_date(m["start_date"]) or dt.date.min
+                if key not in best_start or start >= best_start[key]:
+                    best_start[key] = start
+                    missing[key].address = dict(m)
+        for r in missing.values():
+            r.address_loaded = True
 
     def by_ids(self, conn: sa.Connection, ids: Sequence[str]) -> list[PersonRecord]:
         """Person records for local ids (any order; unknown ids absent)."""
@@ -163,17 +193,19 @@ class PersonReader:
         if d.day <= 12 and d.month <= 12 and d.day != d.month:
             dates.append((dt.date(d.year, d.day, d.month), 0.05))
         scored: list[PersonRecord] = []
+        qg, qf = match_key(q.given_name), match_key(q.family_name)
         for candidate_date, penalty in dates:
             lo, hi = self._date_bounds(candidate_date)
             for record in self._run(conn, self._by_dob, lo=lo, hi=hi):
-                score = self._name_score(record.row, q)
+                score = self._name_score(record.row, qg, qf)
                 if score is not None:
                     scored.append(_scored(record, max(0.0, score - penalty)))
         return scored
 
-    def _name_score(self, row: Mapping[str, Any], q: PersonSearch) -> float | None:
-        """Score of a date-of-birth candidate from its names; None when implausible."""
-        qg, qf = match_key(q.given_name), match_key(q.family_name)
+    @staticmethod
+    def _name_score(row: Mapping[str, Any], qg: str, qf: str) -> float | None:
+        """Score of a date-of-birth candidate from its names (query names already folded by
+        :func:`.normalise.match_key`); None when implausible."""
         if not qg and not qf:
             return 0.8
         rg, rf = match_key(row["given_name"]), match_key(row["family_name"])
@@ -193,12 +225,16 @@ class PersonReader:
         keys = sorted({match_key(q.family_name), plain} - {""})
         qg = match_key(q.given_name)
         sector = postcode_sector(q.postcode) if q.postcode else None
-        kept = []
+        named = []
         for record in self._run(conn, self._by_surname, keys=keys):
             gs = _sim(qg, match_key(record.row["given_name"])) if qg else 1.0
-            if qg and gs < STRONG_NAME:
-                continue
-            score = 0.5 + 0.4 * gs
+            if not qg or gs >= STRONG_NAME:
+                named.append(_scored(record, 0.5 + 0.4 * gs))
+        if q.postcode:
+            self.load_addresses(conn, named)
+        kept = []
+        for record in named:
+            score = record.score
             if q.postcode:
                 pc = normalise_postcode(record.address["postcode"]) if record.address else None
                 if pc == q.postcode:

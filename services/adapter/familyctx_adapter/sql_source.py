@@ -159,6 +159,7 @@ class SqlWarehouseSource(WarehouseSource):
         fresh = self.w.freshness()
         with self._connect() as conn:
             ranked = self.people.search(conn, search)[:max_results]
+            self.people.load_addresses(conn, ranked)
         return [self.people.to_message(r, self._provenance("person", r.id, fresh)) for r in ranked]
 
     # --- GetFamilyContext ----------------------------------------------------------------------------

@@ -28,9 +28,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve discovery, JWKS and the token endpoint until interrupted."""
+    import logging
+
     import uvicorn
     from familyctx_oidc import OidcDevError, OidcSettings, create_app
 
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = OidcSettings(
         host=host, port=port, issuer=issuer, state_dir=state_dir, allow_non_loopback=allow_non_loopback
     )
