@@ -5,6 +5,7 @@ Calls go through a real channel (grpc.aio); the warehouse is real SQL built with
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -12,13 +13,18 @@ import grpc
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from conftest import POSTGRES_ADMIN_URL
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
 from familyctx_adapter.indexes import prepare_indexes
 from familyctx_adapter.server import build_server
 from familyctx_adapter.sql_source import SqlWarehouseSource
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from unit.test_adapter_fixture_warehouse import BROTHER, CHILD, MOTHER, build_warehouse, settings_for
+
+#: Same server and variable as tests/conftest.py's postgres_url (not imported: tests/e2e has its own
+#: conftest module, and the name "conftest" is ambiguous in a full run).
+POSTGRES_ADMIN_URL = os.environ.get(
+    "FAMILYCTX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 BACKENDS = [
     ("sqlite", "systemc"),
