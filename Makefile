@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 FCTX   := $(VENV)/bin/familyctx
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv protos protos-check proto-lint demo test test-fast lint typecheck bench deploy-check clean
+.PHONY: help venv protos protos-check proto-lint demo test test-fast lint typecheck bench bench-full deploy-check clean
 
 help:
 	@echo "make demo          build what is needed, start a three-council federation on 127.0.0.1, run a sample query"
@@ -49,9 +49,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src services gateway tests scripts deploy
 	$(VENV)/bin/mypy src services/adapter/familyctx_adapter gateway/familyctx_gateway services/oidc_dev/familyctx_oidc
 
+# Quick figures (minutes). bench-full reproduces docs/benchmarks.md at 1,000,000 people (about an hour).
 bench: $(STAMP)
-	$(PY) scripts/bench_adapter.py
-	$(PY) scripts/bench_gateway.py
+	$(PY) scripts/bench_adapter.py --people 10000 --queries 1000
+	$(PY) scripts/bench_gateway.py --people 30000 --queries 300
+
+bench-full: $(STAMP)
+	test -f var/bench/stockport.sqlite || $(FCTX) synth --out var/bench --people 1000000 --council stockport
+	$(PY) scripts/bench_adapter.py --sqlite-path var/bench/stockport.sqlite --pg-from-sqlite var/bench/stockport.sqlite
+	$(PY) scripts/bench_gateway.py --people 100000 --queries 500
 
 deploy-check: $(STAMP)
 	scripts/check_deploy.sh

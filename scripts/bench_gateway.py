@@ -33,8 +33,10 @@ from pathlib import Path
 
 import grpc
 import httpx
-
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
+from rich.console import Console
+from rich.table import Table
+
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.demo.federation import Federation, FederationOptions
 from familyctx.demo.layout import DataLayout, pick_free_ports
@@ -203,11 +205,15 @@ def main() -> None:
             "ratio_p50": round(statistics.median(g) / statistics.median(d), 2),
             "ratio_p99": round(percentile(g, 99) / percentile(d, 99), 2),
         })
-    print(f"{'operation':<16}{'n':>5}  {'gateway p50/p95/p99 ms':>26}  {'direct p50/p95/p99 ms':>26}  ratio p50  p99")
+    table = Table(title="gateway vs. the same calls made straight to the adapters (ms)")
+    for column in ("operation", "n", "gateway p50/p95/p99", "direct p50/p95/p99", "ratio p50", "ratio p99"):
+        table.add_column(column, justify="right")
     for r in rows:
         gw = "/".join(f"{r['gateway_ms'][q]:.1f}" for q in (50, 95, 99))
         di = "/".join(f"{r['direct_ms'][q]:.1f}" for q in (50, 95, 99))
-        print(f"{r['operation']:<16}{r['n']:>5}  {gw:>26}  {di:>26}  {r['ratio_p50']:>8.2f}x {r['ratio_p99']:.2f}x")
+        ratios = f"{r['ratio_p50']:.2f}x", f"{r['ratio_p99']:.2f}x"
+        table.add_row(str(r["operation"]), str(r["n"]), gw, di, *ratios)
+    Console().print(table)
     print(json.dumps(rows))
     if tmp is not None:
         tmp.cleanup()
