@@ -39,8 +39,10 @@ proto-lint:
 demo: $(STAMP)
 	$(FCTX) demo
 
+# Unit and integration tests on two workers, then the end-to-end tests (real processes) in one.
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -m "not e2e" -n 2
+	$(PY) -m pytest -m e2e
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not e2e" -n 2

@@ -19,27 +19,6 @@ from familyctx.demo import Federation, FederationOptions, load_scenario, pick_fr
 from familyctx.gateway_client import fetch_token
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Make ``--dist loadgroup`` group again under pytest 9 (with pytest-xdist 3.8).
-
-    xdist marks a grouped test by appending ``@<group>`` to ``item._nodeid``; pytest 9 keeps node ids in
-    ``item._id`` and ignores ``_nodeid``, so every e2e test could land on either worker and each worker
-    would start its own federation. Until xdist catches up, set the suffix where pytest 9 reads it. If
-    pytest's internals move again this does nothing (the tests still pass, only slower).
-    """
-    if not getattr(config.option, "loadgroup", False):
-        return
-    try:
-        from _pytest.nodeid import coerce_node_id
-    except ImportError:  # pragma: no cover - other pytest versions
-        return
-    for item in items:
-        groups = sorted({str(mark.args[0]) for mark in item.iter_markers("xdist_group") if mark.args})
-        if groups and "@" not in item.nodeid and hasattr(item, "_id"):
-            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
-
-
 @pytest.fixture(scope="session")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     data_dir = tmp_path_factory.mktemp("federation")

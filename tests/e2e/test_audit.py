@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from e2e_support import CASE_REFERENCE, PURPOSE, Gateway, audit_rows, personal_data
-
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
 
 
 def _count(engine: sa.Engine) -> int:

@@ -17,9 +17,6 @@ from familyctx.demo import FederationPorts
 from familyctx.demo.layout import check_ports_free
 from familyctx.demo.supervisor import familyctx_argv
 
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
-
 
 def _free_base(count: int = 5) -> int:
     """A base port with ``count`` consecutive free ports after it (checked by binding each)."""

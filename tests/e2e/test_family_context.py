@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from e2e_support import (
     CASE_REFERENCE,
     LEEDS,
@@ -15,9 +14,6 @@ from e2e_support import (
     audit_rows,
     person_holding,
 )
-
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
 
 
 def test_search_finds_the_child_by_name_and_date_of_birth(gateway: Gateway, scenario: dict[str, Any]) -> None:

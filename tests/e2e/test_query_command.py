@@ -7,13 +7,8 @@ import os
 import subprocess
 from typing import Any
 
-import pytest
-
 from familyctx.demo import Federation
 from familyctx.demo.supervisor import familyctx_argv
-
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

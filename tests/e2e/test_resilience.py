@@ -14,9 +14,6 @@ from e2e_support import DEADLINE_MS, LEEDS, MANCHESTER, STOCKPORT, Gateway, pers
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.demo import Federation, adapter_child_name
 
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
-
 
 def _states(answer: dict[str, Any]) -> dict[str, str]:
     return {s["gss_code"]: s["state"] for s in answer["sources"]}

@@ -16,9 +16,6 @@ from joserfc.jwk import OctKey, RSAKey
 
 from familyctx.demo import Federation
 
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
-
 
 def _provider_key(federation: Federation) -> RSAKey:
     """The live provider's own private signing key, read from its state directory (0600)."""

@@ -7,9 +7,6 @@ from typing import Any
 import pytest
 from e2e_support import CASE_REFERENCE, PURPOSE, Gateway
 
-#: One federation serves every end-to-end test: keep them on one xdist worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("e2e")
-
 SUBJECT = {"gss_code": "E08000007", "local_person_id": "100001"}
 FC = "/v1/family-context"
 SEARCH = "/v1/searches"

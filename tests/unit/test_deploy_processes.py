@@ -27,8 +27,8 @@ SCRIPT = REPO / "deploy" / "compose" / "synth.sh"
 HEALTHCHECK = REPO / "deploy" / "docker" / "healthcheck.py"
 BIN = Path(sys.executable).parent
 
-# One synth run shared by the module: keep its tests on one xdist worker (make test: --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("deploy_processes")]
+# One synth run shared by the module; `make test` runs e2e-marked tests in a single process.
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
