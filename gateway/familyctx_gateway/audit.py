@@ -84,6 +84,17 @@ class AuditEvent:
     occurred_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
+def _sqlite_durable_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Write-ahead log with a sync at every commit: one fsync per audit record instead of the rollback
+    journal's two, and still durable across a crash or power loss (SQLite docs, "pragma synchronous")."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+    finally:
+        cursor.close()
+
+
 class AuditStore:
     """Writes :class:`AuditEvent` rows, each in its own committed transaction.
 
@@ -101,6 +112,8 @@ class AuditStore:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(parsed, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_durable_wal)
 
     def create_schema(self) -> None:
         """Create the audit table if missing (until Alembic migrations arrive in a later issue)."""
