@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rapidfuzz.fuzz import ratio
 
-from familyctx.identifiers import normalise_nhs_number, normalise_postcode
+from familyctx.identifiers import name_match_key, normalise_nhs_number, normalise_postcode
 from familyctx_gateway.api.schemas import FieldOutcome, MatchGrade
 
 __all__ = [
@@ -47,15 +46,9 @@ _DROP = str.maketrans("", "", "'’‘`´-‐‑– .,")
 
 
 def normalise_name(value: str | None) -> str:
-    """Casefold, strip diacritics (NFKD), drop apostrophes, hyphens, dots and spaces.
-
-    "Zoë O'Neill" -> "zoeoneill"; "Smith-Jones" -> "smithjones". Empty string for ``None``.
-    """
-    if not value:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", value.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return stripped.translate(_DROP)
+    """Casefold, strip diacritics (NFKD), drop apostrophes, hyphens, dots and spaces
+    (:func:`familyctx.identifiers.name_match_key`). "Zoë O'Neill" -> "zoeoneill"; "" for ``None``."""
+    return name_match_key(value)
 
 
 def dates_swapped(a: dt.date, b: dt.date) -> bool:

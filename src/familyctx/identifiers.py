@@ -8,12 +8,15 @@ hold bad values and one bad value must not fail a query.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import unicodedata
 
 import nhs_number as _nhs
 
 __all__ = [
     "SSD_OPEN_END_SENTINEL",
+    "name_match_key",
     "normalise_nhs_number",
     "normalise_postcode",
     "parse_date",
@@ -114,3 +117,28 @@ def parse_date(value: object, *, sentinel_is_null: bool = True) -> dt.date | Non
     if sentinel_is_null and d == SSD_OPEN_END_SENTINEL:
         return None
     return d
+
+
+# Characters that vary between systems without changing a name: spaces, apostrophes (straight and
+# curly), backticks, acute accents typed as apostrophes, hyphens and dashes, dots and commas.
+_NAME_PUNCTUATION = re.compile(r"[\s'\u2019\u2018`\u00b4\-\u2010\u2011\u2013.,]+")
+
+
+def name_match_key(value: object) -> str:
+    """A name folded for comparison, never for display: "Zoë O'Neill" -> "zoeoneill".
+
+    Unicode NFKD with combining marks removed (diacritics), case folded (``str.casefold``), and
+    spaces, apostrophes, hyphens, dots and commas dropped, so O'Neill, ONeill and O Neill agree.
+    ``None`` and 'NULL'-like strings give ''. Used by adapters (search) and the gateway (linkage).
+    """
+    if _is_null(value):
+        return ""
+    return _name_match_key(str(value))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _name_match_key(text: str) -> str:
+    # Cached: names repeat heavily, and one date-of-birth search folds dozens of them.
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NAME_PUNCTUATION.sub("", stripped)

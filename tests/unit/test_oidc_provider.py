@@ -151,7 +151,7 @@ async def test_client_credentials_with_secret_in_body(client: httpx.AsyncClient)
     ("data", "auth", "status", "error"),
     [
         ({"grant_type": "client_credentials"}, ("familyctx-service", "wrong"), 401, "invalid_client"),
-        ({"grant_type": "client_credentials", "client_id": "familyctx-cli"}, None, 401, "invalid_client"),
+        ({"grant_type": "client_credentials", "client_id": "familyctx-cli"}, None, 400, "unauthorized_client"),
         (PW, None, 400, "invalid_client"),
         ({**PW, "client_id": "who"}, None, 400, "invalid_client"),
         ({"grant_type": "authorization_code", "code": "x", "client_id": "familyctx-cli"}, None, 400,
@@ -170,14 +170,24 @@ async def test_token_endpoint_errors_follow_rfc6749_5_2(
     assert "access_token" not in response.json()
 
 
-async def test_password_client_may_not_use_client_credentials_even_with_service_secret(
-    client: httpx.AsyncClient,
+@pytest.mark.parametrize(
+    ("data", "auth"),
+    [
+        ({**PW, "client_id": "familyctx-service"}, None),  # no secret: still the grant type is the fault
+        (PW, SERVICE),  # HTTP Basic with the right secret
+        ({**PW, "client_id": SERVICE[0], "client_secret": SERVICE[1]}, None),  # secret in the body
+    ],
+)
+async def test_service_client_asking_for_password_grant_is_unauthorized_client(
+    client: httpx.AsyncClient, data: dict[str, str], auth: tuple[str, str] | None
 ) -> None:
-    response = await client.post(
-        "/token", data=PW, auth=SERVICE,
-    )
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in {"invalid_client", "unauthorized_client"}
+    """RFC 6749 section 5.2: a registered client not allowed this grant type gets unauthorized_client."""
+    response = await client.post("/token", data=data, auth=auth)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "unauthorized_client"
+    assert "familyctx-service" in body["error_description"] and "client_credentials" in body["error_description"]
+    assert "access_token" not in body
 
 
 async def test_repeated_parameters_and_wrong_content_type_are_invalid_request(

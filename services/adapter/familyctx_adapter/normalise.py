@@ -9,14 +9,12 @@ total: a bad value becomes empty/None, never an exception. Identifier rules live
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import re
-import unicodedata
 
 from familycontext.v1 import types_pb2
 
-from familyctx.identifiers import SSD_OPEN_END_SENTINEL, parse_date
+from familyctx.identifiers import SSD_OPEN_END_SENTINEL, name_match_key, parse_date
 
 __all__ = [
     "address_lines",
@@ -55,22 +53,9 @@ def display_name(value: object) -> str:
 
 
 def match_key(value: object) -> str:
-    """A name folded for comparison: casefolded, diacritics removed (Unicode NFKD), apostrophes,
-    hyphens, dots and spaces dropped. "Zoë O'Neill" -> "zoeoneill"."""
-    if value is None:
-        return ""
-    return _match_key(str(value))
-
-
-@functools.lru_cache(maxsize=100_000)
-def _match_key(value: str) -> str:
-    # Cached: names repeat heavily across a warehouse, and a date-of-birth search folds dozens per query.
-    text = clean_text(value)
-    if not text:
-        return ""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _DROP_FOR_MATCH.sub("", stripped)
+    """A name folded for comparison (see :func:`familyctx.identifiers.name_match_key`).
+    "Zoë O'Neill" -> "zoeoneill"."""
+    return name_match_key(value)
 
 
 def sex_of(value: object) -> int:

@@ -21,7 +21,8 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     grants,
 )
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, UnauthorizedClientError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from joserfc.jwk import KeySet, RSAKey
 from starlette.responses import JSONResponse
@@ -77,7 +78,29 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
-class _PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
+class _GrantTypeFirst:
+    """Refuse a registered client that may not use this grant with ``unauthorized_client`` (RFC 6749
+    section 5.2) before authenticating it, instead of Authlib's ``invalid_client`` for an auth method
+    the grant does not list. Unknown clients and bad secrets still get ``invalid_client``."""
+
+    GRANT_TYPE: str
+    request: OAuth2Request
+    server: DevAuthorizationServer
+
+    def authenticate_token_endpoint_client(self) -> DemoClient:
+        basic_id, _ = extract_basic_authorization(self.request.headers)
+        client_id = basic_id or self.request.form.get("client_id")
+        client = self.server.query_client(client_id) if client_id else None
+        if client is not None and not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError(
+                f"The client {client.client_id!r} may not use the {self.GRANT_TYPE!r} grant "
+                f"(allowed: {', '.join(client.grant_types)})."
+            )
+        result: DemoClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        return result
+
+
+class _PasswordGrant(_GrantTypeFirst, grants.ResourceOwnerPasswordCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["none"]
 
     def authenticate_user(self, username: str, password: str) -> DemoUser:
@@ -88,7 +111,7 @@ class _PasswordGrant(grants.ResourceOwnerPasswordCredentialsGrant):  # type: ign
         return user
 
 
-class _ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+class _ClientCredentialsGrant(_GrantTypeFirst, grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
 
