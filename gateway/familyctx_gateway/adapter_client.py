@@ -4,6 +4,8 @@ The network is behind a small :class:`AdapterTransport` protocol (the httpx mode
 :class:`GrpcTransport` (a ``grpc.aio`` channel per adapter, opened at startup and closed at shutdown);
 a test may pass any object with the same three coroutines instead. Every call ends in one explicit
 :class:`CallResult` state: ``ok``, ``unavailable``, ``timed_out`` or ``error``, never an exception.
+An adapter answering gRPC ``NOT_FOUND`` ("none of the local_person_ids asked for exist here") has
+answered correctly: the state is ``ok`` with ``not_found`` set and no response.
 """
 
 from __future__ import annotations
@@ -82,7 +84,9 @@ class CallResult:
     """The end of one call to one council. ``response`` is set only when ``state`` is ``ok``.
 
     ``detail`` is a short, non-personal reason ("connection refused", "deadline 2000 ms exceeded").
-    ``latency_ms`` is wall time of the call in milliseconds.
+    ``latency_ms`` is wall time of the call in milliseconds. ``not_found``: the adapter answered gRPC
+    NOT_FOUND (none of the ids asked for exist there); the council is healthy (``state`` ``ok``) but there
+    is no ``response``.
     """
 
     gss_code: str
@@ -91,10 +95,22 @@ class CallResult:
     latency_ms: int
     detail: str | None = None
     response: Any = None
+    not_found: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.state is SourceState.ok
+        """True when the council answered with a response (not NOT_FOUND, not a failure)."""
+        return self.state is SourceState.ok and not self.not_found
+
+    @property
+    def failed(self) -> bool:
+        """True when the council did not answer as the contract allows (unavailable, timed out, error)."""
+        return self.state is not SourceState.ok
+
+    @property
+    def outcome(self) -> str:
+        """For log lines: the state, or ``not_found``."""
+        return "not_found" if self.not_found else self.state.value
 
 
 @dataclass(slots=True)
@@ -146,7 +162,20 @@ class AdapterClient:
             response = await asyncio.wait_for(
                 rpc(request, deadline_seconds=seconds, metadata=metadata), timeout=seconds + 0.5
             )
-        except (TimeoutError, grpc.aio.AioRpcError, OSError) as exc:
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                result = CallResult(
+                    self.gss_code,
+                    self.target.name,
+                    SourceState.ok,
+                    _ms_since(started),
+                    "none of the local_person_ids asked for are held there",
+                    not_found=True,
+                )
+            else:
+                state, detail = _describe_failure(exc, deadline_ms)
+                result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
+        except (TimeoutError, OSError) as exc:
             state, detail = _describe_failure(exc, deadline_ms)
             result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
         else:
@@ -158,10 +187,15 @@ class AdapterClient:
             request_id,
             self.gss_code,
             method,
-            result.state.value,
+            result.outcome,
             result.latency_ms,
         )
-        self.last = SourceRecord(result.state, result.detail, result.latency_ms, dt.datetime.now(dt.UTC))
+        self.last = SourceRecord(
+            result.state,
+            None if result.not_found else result.detail,
+            result.latency_ms,
+            dt.datetime.now(dt.UTC),
+        )
         return result
 
     async def describe(

@@ -73,7 +73,7 @@ def create_app(
         description="Live family context across councils: search, link and merge, with every access audited.",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(searches.router, prefix="/v1")

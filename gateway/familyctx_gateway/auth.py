@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from joserfc import jwt
@@ -21,9 +21,10 @@ from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
 from familyctx_gateway.errors import GatewayError, InvalidToken
+from familyctx_gateway.observability import current_request_id
 from familyctx_gateway.settings import ASYMMETRIC_ALGORITHMS, OidcSettings
 
-__all__ = ["JwksCache", "KeysUnavailable", "Principal", "TokenValidator"]
+__all__ = ["JwksCache", "KeysUnavailable", "Principal", "TokenValidator", "reject_token"]
 
 log = logging.getLogger("familyctx_gateway.auth")
 
@@ -51,6 +52,13 @@ class Principal:
 
     def has_any_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
+
+
+def reject_token(reason: str) -> NoReturn:
+    """Log why a token was refused (our fixed wording or an exception class name: never a claim value)
+    with the request id the caller was given, so a user's report can be traced; raise InvalidToken."""
+    log.info("token rejected request_id=%s reason=%s", current_request_id(), reason.replace(" ", "_"))
+    raise InvalidToken()
 
 
 class JwksCache:
@@ -100,7 +108,8 @@ class JwksCache:
                 log.info("jwks loaded keys=%d", len(self._keys.keys))
             except (httpx.HTTPError, ValueError, KeyError, JoseError, json.JSONDecodeError) as exc:
                 log.warning(
-                    "jwks refresh failed error=%s keeping_last_good=%s",
+                    "jwks refresh failed request_id=%s error=%s keeping_last_good=%s",
+                    current_request_id(),
                     type(exc).__name__,
                     self._keys is not None,
                 )
@@ -127,7 +136,7 @@ class JwksCache:
         if key is None and await self._refresh_for_unknown_kid():
             key = self._find(kid)
         if key is None:
-            raise InvalidToken()
+            reject_token("unknown_kid")
         return key
 
     def _find(self, kid: str) -> Any:
@@ -163,8 +172,8 @@ class TokenValidator:
             if not isinstance(kid, str) or not kid:
                 raise ValueError("kid missing")
         except (ValueError, UnicodeError, JoseError) as exc:
-            log.info("token rejected reason=%s", exc if isinstance(exc, ValueError) else type(exc).__name__)
-            raise InvalidToken() from None
+            # Our own ValueErrors carry fixed wording; library errors (subclasses) are named by class only.
+            reject_token(str(exc) if type(exc) is ValueError else type(exc).__name__)
         key = await self._jwks.key_for(kid)
         try:
             decoded = jwt.decode(token, key, algorithms=self._algorithms)
@@ -178,13 +187,11 @@ class TokenValidator:
             )
             registry.validate(decoded.claims)
         except (JoseError, ValueError) as exc:
-            log.info("token rejected reason=%s", type(exc).__name__)
-            raise InvalidToken() from None
+            reject_token(type(exc).__name__)
         claims = decoded.claims
         roles = claims.get("roles") or []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            log.info("token rejected reason=roles_not_a_list")
-            raise InvalidToken()
+            reject_token("roles_not_a_list")
         return Principal(
             sub=str(claims["sub"]),
             name=str(claims.get("name") or claims.get("preferred_username") or ""),

@@ -1,8 +1,9 @@
 """The gateway's one error tree, and the one place it is mapped to HTTP responses.
 
 Every message here is shown to the caller, so none may carry personal data (names, dates of birth,
-NHS numbers) or submitted values. 422 validation messages are built per field in
-:func:`validation_messages` from what the field expects, never from what was sent.
+NHS numbers) or submitted content, keys included. 422 validation messages are built per field in
+:func:`validation_messages` from what the field expects, never from what was sent; a body that cannot
+be read as UTF-8 JSON at all is one 400 (:class:`UnreadableBody`), whatever the parser's reason.
 """
 
 from __future__ import annotations
@@ -14,16 +15,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from familyctx.councils import GSS_CODE_RULE
 
 __all__ = [
     "AuditUnavailable",
     "Forbidden",
+    "GatewayConfigError",
     "GatewayError",
     "InvalidToken",
     "PayloadTooLarge",
     "SubjectNotFound",
     "UnknownCouncil",
+    "UnreadableBody",
     "install_error_handlers",
     "validation_messages",
 ]
@@ -44,6 +50,19 @@ class GatewayError(Exception):
 
     def headers(self) -> dict[str, str]:
         return {}
+
+
+class GatewayConfigError(GatewayError):
+    """The gateway's configuration is unusable (raised at startup, never mapped to a response).
+
+    ``source``: the file (or "gateway settings"); ``problems``: one ``"field: message"`` line per bad
+    field, e.g. ``"adapters[0].address: must be host:port ..."``, without pydantic's raw output.
+    """
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source} is invalid: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
 
 
 class InvalidToken(GatewayError):
@@ -68,8 +87,32 @@ class UnknownCouncil(GatewayError):
 
 
 class SubjectNotFound(GatewayError):
+    """The subject's council answered that it holds no person with that local id (gRPC NOT_FOUND)."""
+
     status = 404
     detail = "That council holds no person with that local_person_id; search again and choose a result"
+
+    def __init__(self, council: str | None = None) -> None:
+        # ``council``: the configured name and GSS code, e.g. "Stockport (E08000007)"; never the id asked.
+        super().__init__(
+            f"No person with that local_person_id at {council}; search again and choose a result"
+            if council
+            else None
+        )
+
+
+class UnreadableBody(GatewayError):
+    """The body is not UTF-8 JSON sent as ``application/json`` (bad bytes, broken syntax, nesting too
+    deep, a compressed body, a form): one 400 for all, in the ErrorResponse shape (RFC 9110 15.5.1)."""
+
+    status = 400
+
+    def __init__(self, max_body_bytes: int) -> None:
+        limit = f"{max_body_bytes // 1024} KiB" if max_body_bytes % 1024 == 0 else f"{max_body_bytes} bytes"
+        super().__init__(
+            "The request body must be UTF-8 JSON sent with Content-Type: application/json, not compressed, "
+            f"at most {limit}"
+        )
 
 
 class PayloadTooLarge(GatewayError):
@@ -97,30 +140,69 @@ _FIELD_HINTS: dict[str, str] = {
     "in the future",
     "postcode": "postcode must be a UK postcode of at most 10 characters, for example SK1 3XE",
     "subject": "subject must be an object with gss_code and local_person_id",
-    "subject.gss_code": "subject.gss_code must be a council's GSS code, for example E08000007",
+    "subject.gss_code": f"subject.gss_code {GSS_CODE_RULE}",
     "subject.local_person_id": "subject.local_person_id must be 1-48 letters, digits and _ . : -",
 }
 
 
-def _field_name(loc: Sequence[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",) and not isinstance(p, int)]
+def _model_at(model: type[BaseModel] | None, path: Sequence[str]) -> type[BaseModel] | None:
+    """The request model found by following ``path`` (declared field names) down from ``model``."""
+    for part in path:
+        field = model.model_fields.get(part) if model is not None else None
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _field_path(loc: Sequence[Any], model: type[BaseModel] | None) -> list[str]:
+    """Declared field names in ``loc`` (after "body"), stopping at the first name the request model does
+    not declare: keys the caller made up are never named back to them."""
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
     # pydantic adds the validator's function name for Annotated chains: keep only model fields.
-    return ".".join(p for p in parts if not p.startswith("function-")) or "body"
+    parts = [p for p in parts if not p.startswith("function-")]
+    known: list[str] = []
+    for part in parts:
+        current = _model_at(model, known) if model is not None else None
+        declared = (
+            part in current.model_fields if current is not None else ".".join([*known, part]) in _FIELD_HINTS
+        )
+        if not declared:
+            break
+        known.append(part)
+    return known
 
 
-def validation_messages(errors: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
-    """Turn pydantic errors into ``[{"field", "message"}]`` without echoing any submitted value."""
+def _unexpected_fields(path: list[str], model: type[BaseModel] | None) -> str:
+    where = f" in {'.'.join(path)}" if path else ""
+    target = _model_at(model, path)
+    allowed = f" (allowed: {', '.join(target.model_fields)})" if target is not None else ""
+    return f"unexpected field(s){where}: remove fields that are not part of this request{allowed}"
+
+
+def validation_messages(
+    errors: Sequence[dict[str, Any]], model: type[BaseModel] | None = None
+) -> list[dict[str, str]]:
+    """Turn pydantic errors into ``[{"field", "message"}]`` without echoing any submitted value or key.
+
+    ``model``: the request body's model, used to name only declared fields and to list the allowed
+    ones when unknown keys were sent (``extra_forbidden``: reported on the enclosing object, e.g.
+    ``{"field": "body", "message": "unexpected field(s): ... (allowed: purpose, ...)"}``).
+    """
     out: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for err in errors:
         kind = err.get("type", "")
-        field = _field_name(err.get("loc", ()))
-        if kind == "json_invalid":
-            field, message = "body", "The request body is not valid JSON"
+        loc = err.get("loc", ())
+        path = _field_path(loc, model)
+        field = ".".join(path) or "body"
+        if kind == "extra_forbidden":
+            message = _unexpected_fields(path, model)
         elif kind == "missing":
             message = f"{field} is required" if field != "body" else "A JSON request body is required"
-        elif kind == "extra_forbidden":
-            message = f"{field} is not a recognised field; remove it"
         elif kind in ("model_type", "model_attributes_type", "dict_type") and field == "body":
             message = "The request body must be a JSON object"
         elif kind == "value_error" and field == "body":
@@ -138,27 +220,52 @@ def validation_messages(errors: Sequence[dict[str, Any]]) -> list[dict[str, str]
     return out
 
 
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The matched route's body model (FastAPI puts the route in ``scope["route"]``), if any."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _unreadable(errors: Sequence[dict[str, Any]]) -> bool:
+    """The body could not be parsed as JSON (``json_invalid``), or was not sent as JSON at all (FastAPI
+    hands the model the raw bytes when the Content-Type is not application/json)."""
+    return any(
+        e.get("type") == "json_invalid"
+        or (tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), (bytes, bytearray)))
+        for e in errors
+    )
+
+
 def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map the error tree, validation errors and stray exceptions to JSON bodies (ErrorResponse)."""
+def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
+    """Map the error tree, validation errors and stray exceptions to JSON bodies (ErrorResponse).
 
-    @app.exception_handler(GatewayError)
-    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+    ``max_body_bytes`` is quoted in the 400 answer to a body that is not UTF-8 JSON.
+    """
+
+    def error_body(request: Request, exc: GatewayError) -> JSONResponse:
         return JSONResponse(
             {"detail": exc.detail, "errors": [], "request_id": _request_id(request)},
             status_code=exc.status,
             headers=exc.headers(),
         )
 
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
+        return error_body(request, exc)
+
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _unreadable(exc.errors()):
+            return error_body(request, UnreadableBody(max_body_bytes))
         return JSONResponse(
             {
                 "detail": "The request is not valid; correct the fields listed in errors and try again",
-                "errors": validation_messages(exc.errors()),
+                "errors": validation_messages(exc.errors(), _body_model(request)),
                 "request_id": _request_id(request),
             },
             status_code=422,
@@ -166,6 +273,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # Only FastAPI's body reader raises 400 here ("There was an error parsing the body": bytes
+            # that are not UTF-8, e.g. a gzip body, or JSON nested past the parser's recursion limit).
+            return error_body(request, UnreadableBody(max_body_bytes))
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed"
         return JSONResponse(
             {"detail": detail, "errors": [], "request_id": _request_id(request)},

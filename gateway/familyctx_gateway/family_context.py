@@ -41,6 +41,9 @@ def _query_for(record: s.PersonRecord) -> adapter_pb2.PersonQuery | None:
 
 
 def _failed_state(result: CallResult) -> s.CouncilSearchState:
+    """A person's state at a council whose call gave no response: NOT_FOUND means none held there."""
+    if result.not_found:
+        return s.CouncilSearchState.none_found
     return s.CouncilSearchState(result.state.value)
 
 
@@ -52,7 +55,12 @@ async def run_family_context(
     max_results: int,
     describe_cache_seconds: float,
 ) -> Outcome:
-    """Assemble the family context for ``req.subject``. Raises UnknownCouncil / SubjectNotFound (404)."""
+    """Assemble the family context for ``req.subject``.
+
+    Raises UnknownCouncil (404) for a council not configured, SubjectNotFound (404) when the subject's
+    council answers NOT_FOUND (or omits the subject). A subject council that does not answer gives a
+    partial answer with no people.
+    """
     home = req.subject.gss_code
     if home not in federation:
         raise UnknownCouncil()
@@ -90,13 +98,17 @@ async def run_family_context(
         )
         return Outcome(response=response, councils=tracker.states(), partial=True)
 
+    # The adapter answers NOT_FOUND when none of the ids asked for exist: the subject is not there (404).
+    # Only a council that did not answer (unavailable, timed out, error) gives the empty, partial 200.
+    if home_result.not_found:
+        raise SubjectNotFound(f"{home_client.target.name} ({home})")
     if not home_result.ok:
         return empty()
     g = Gathered()
     g.absorb(home, home_client.target.name, home_result.response)
     subject_key = (home, req.subject.local_person_id)
     if subject_key not in g.records:
-        raise SubjectNotFound()
+        raise SubjectNotFound(f"{home_client.target.name} ({home})")
     home_keys = list(g.records)
 
     # (2) look each person up in every other council that is still answering.
@@ -183,7 +195,15 @@ async def run_family_context(
             continue
         for key in home_keys:
             seen = g.council_states[key].get(code)
-            if seen is not None and seen.state is s.CouncilSearchState.records_found:
+            if seen is None or seen.state is not s.CouncilSearchState.records_found:
+                continue
+            if result.not_found:  # found a moment ago, gone when its details were asked for
+                g.council_states[key][code] = s.PersonCouncilState(
+                    gss_code=code,
+                    state=s.CouncilSearchState.none_found,
+                    detail="a record was found but was no longer there when its details were asked for",
+                )
+            else:
                 g.council_states[key][code] = s.PersonCouncilState(
                     gss_code=code,
                     state=_failed_state(result),

@@ -1,11 +1,14 @@
 """Request ids, structured log lines, and optional OpenTelemetry tracing.
 
-Log lines are ``key=value`` with the request id, endpoint (route path, no query string), status and
-latency; never names, dates of birth or NHS numbers.
+Log lines are ``key=value`` with the request id, endpoint (the matched route's template, e.g.
+``/v1/searches``, or ``<unmatched>``: never the raw path, which a caller may fill with anything), status
+and latency; never names, dates of birth or NHS numbers. The request id of the request being served is
+also in :func:`current_request_id` (a context variable) for log lines written deeper down.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -15,12 +18,61 @@ import time
 import uuid
 from typing import Any
 
+import fastapi.routing
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RequestContextMiddleware", "configure_logging", "setup_tracing"]
+__all__ = [
+    "UNMATCHED_ENDPOINT",
+    "RequestContextMiddleware",
+    "configure_logging",
+    "current_request_id",
+    "setup_tracing",
+]
 
 log = logging.getLogger("familyctx_gateway.access")
+
+# FastAPI >= 0.137.2 nests included routers; iter_route_contexts yields each route with its full path
+# template. Older FastAPI has flat app.routes with full templates already.
+_route_contexts: Any = getattr(fastapi.routing, "iter_route_contexts", iter)
+
+#: Logged as the endpoint of a request no route matched (its path is the caller's free text).
+UNMATCHED_ENDPOINT = "<unmatched>"
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str:
+    """The request id of the request being served in this context, or ``-`` outside a request."""
+    return _request_id.get() or "-"
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+
+
+def _method(scope: Scope) -> str:
+    """The request method when it is a standard one (RFC 9110 section 9); any other token is the
+    caller's free text, logged as ``<other>``."""
+    method = scope.get("method")
+    return method if method in _METHODS else "<other>"
+
+
+def _endpoint(scope: Scope) -> str:
+    """The path template of the route this request matches (e.g. ``/v1/searches``; for a method the
+    route does not allow, that route's), else :data:`UNMATCHED_ENDPOINT`. Matched afresh against the
+    application's routes (``scope["app"]``), so a request refused before routing (413) is named too."""
+    routes = getattr(scope.get("app"), "routes", None)
+    if not routes:
+        return UNMATCHED_ENDPOINT
+    partial = None
+    for route in _route_contexts(routes):
+        match, _child_scope = route.matches(scope)
+        if match is Match.FULL:
+            return str(route.path)
+        if match is Match.PARTIAL and partial is None:
+            partial = str(route.path)
+    return partial or UNMATCHED_ENDPOINT
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
@@ -45,7 +97,8 @@ class RequestContextMiddleware:
     re-raises to the gateway's error handlers (a JSON body either way).
 
     An incoming ``X-Request-ID`` is kept when it is 1-64 characters of ``[A-Za-z0-9._:-]``, else a new
-    one is made (UUID4 hex). It is put in ``request.state.request_id``.
+    one is made (UUID4 hex). It is put in ``request.state.request_id`` and, for the duration of the
+    request, in :func:`current_request_id`.
     """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
@@ -71,6 +124,7 @@ class RequestContextMiddleware:
             await send(message)
 
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        context_token = _request_id.set(request_id)
         try:
             if declared and (not declared.isdigit() or int(declared) > self.max_body_bytes):
                 await _send_json(
@@ -85,15 +139,15 @@ class RequestContextMiddleware:
             else:
                 await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
         finally:
-            endpoint = scope.get("path", "")  # path only: the query string is never logged
             log.info(
                 "request request_id=%s method=%s endpoint=%s status=%d latency_ms=%d",
                 request_id,
-                scope.get("method"),
-                endpoint,
+                _method(scope),
+                _endpoint(scope),  # the route template: never the raw path nor the query string
                 status_holder["status"],
                 round((time.perf_counter() - started) * 1000),
             )
+            _request_id.reset(context_token)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

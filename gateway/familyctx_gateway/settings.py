@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,7 +18,17 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-__all__ = ["AdapterTarget", "GatewaySettings", "ListenSettings", "OidcSettings", "load_settings"]
+from familyctx.config_types import GssCode, HostPort, config_problems
+from familyctx_gateway.errors import GatewayConfigError
+
+__all__ = [
+    "AdapterTarget",
+    "GatewaySettings",
+    "ListenSettings",
+    "OidcSettings",
+    "load_settings",
+]
+
 
 #: Algorithms a token may be signed with. Asymmetric only: HS* would let anyone holding the (public)
 #: key forge tokens, and "none" is no signature at all (RFC 8725 section 3.1).
@@ -26,12 +37,17 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 )
 
 
-class ListenSettings(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key (``deadline: 500``) is an error, not a silently ignored line.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListenSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 
 
-class OidcSettings(BaseModel):
+class OidcSettings(_Section):
     """The OIDC provider whose access tokens the gateway accepts (RFC 8414 / OIDC Discovery 1.0)."""
 
     issuer: str = "http://127.0.0.1:9000"
@@ -51,12 +67,13 @@ class OidcSettings(BaseModel):
         return value
 
 
-class AdapterTarget(BaseModel):
+class AdapterTarget(_Section):
     """One council's adapter: where it listens and how long the gateway waits for each call."""
 
-    gss_code: str = Field(pattern=r"^[EWSN][0-9]{8}$")
-    name: str
-    address: str
+    gss_code: GssCode
+    name: str = Field(min_length=1, max_length=100)
+    #: gRPC target ``host:port`` (port 1-65535).
+    address: HostPort
     deadline_ms: int = Field(default=2000, gt=0, le=60000)
 
 
@@ -106,16 +123,31 @@ class GatewaySettings(BaseSettings):
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> GatewaySettings:
     """Read settings from ``config_file`` (YAML, interfaces.md shape), environment and ``overrides``.
 
-    Raises ``FileNotFoundError`` when the file does not exist and ``pydantic.ValidationError`` when a
-    value is invalid.
+    Raises :class:`GatewayConfigError` when the file is missing, is not a YAML mapping, or any value
+    is invalid (``problems`` lists each bad field as ``"adapters[0].address: must be host:port ..."``).
     """
     if config_file is None:
-        return GatewaySettings(**overrides)
+        try:
+            return GatewaySettings(**overrides)
+        except ValidationError as exc:
+            raise GatewayConfigError("gateway settings", config_problems(exc)) from None
     path = Path(config_file)
+    where = f"gateway config {path}"
     if not path.is_file():
-        raise FileNotFoundError(f"gateway config not found: {path}")
+        raise GatewayConfigError(where, ["(file): does not exist or is not a file"])
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise GatewayConfigError(where, [f"(file): is not valid UTF-8 YAML{at}"]) from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise GatewayConfigError(where, ["(file): must be a YAML mapping (listen, oidc, adapters, ...)"])
 
     class _FromFile(GatewaySettings):
         model_config = SettingsConfigDict(yaml_file=str(path))
 
-    return _FromFile(**overrides)
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        raise GatewayConfigError(where, config_problems(exc)) from None

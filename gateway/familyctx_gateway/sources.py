@@ -29,7 +29,7 @@ class SourceTracker:
         return result
 
     def failure(self, gss_code: str) -> CallResult | None:
-        return next((r for r in self._results[gss_code] if not r.ok), None)
+        return next((r for r in self._results[gss_code] if r.failed), None)
 
     def usable(self, gss_code: str) -> bool:
         return self.failure(gss_code) is None

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["DEMO_COUNCILS", "DemoCouncil"]
+__all__ = ["DEMO_COUNCILS", "GSS_CODE_PATTERN", "GSS_CODE_RULE", "DemoCouncil", "check_gss_code"]
+
+#: An English local authority's ONS/GSS code (the SSD is English): E followed by 8 digits.
+GSS_CODE_PATTERN = r"^E[0-9]{8}$"
+#: The rule in words, shared by the adapter's and the gateway's settings and the gateway's 422 messages.
+GSS_CODE_RULE = "must be E followed by 8 digits (a council's ONS/GSS code), for example E08000007"
+
+_GSS_CODE = re.compile(GSS_CODE_PATTERN)
+
+
+def check_gss_code(value: str) -> str:
+    """Return ``value`` when it is a GSS code (``E`` + 8 digits, e.g. ``E08000007``).
+
+    Raises ``ValueError`` with :data:`GSS_CODE_RULE` (which never repeats the value) otherwise.
+    """
+    if not isinstance(value, str) or not _GSS_CODE.fullmatch(value):
+        raise ValueError(GSS_CODE_RULE)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

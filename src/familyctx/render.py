@@ -3,7 +3,10 @@
 Input shapes are the gateway's published schemas (``familyctx_gateway.api.schemas``). Every source's
 state is shown explicitly; the six per-person outcomes of domain.md (records found, none found, not in
 cohort, withheld, unavailable or timed out, stale) each have their own symbol and colour, so a blank
-is never ambiguous.
+is never ambiguous. A partial answer (a council that did not answer) and stale datasets are announced
+in a banner BEFORE the tables. Nothing is cut with "…": every column folds, and on a terminal narrower
+than :data:`WIDE_LAYOUT_MIN_WIDTH` involvements are printed one block per person so that practitioner
+contact details stay whole on one line.
 """
 
 from __future__ import annotations
@@ -11,12 +14,23 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["STATE_STYLES", "render_family_context", "render_search", "state_label"]
+__all__ = [
+    "STATE_STYLES",
+    "WIDE_LAYOUT_MIN_WIDTH",
+    "completeness_banner",
+    "render_family_context",
+    "render_search",
+    "source_label",
+    "state_label",
+]
+
+#: Terminal width (columns) from which involvements are one table; below it, one block per person.
+WIDE_LAYOUT_MIN_WIDTH = 140
 
 #: state -> (symbol, words, style). Keys cover dataset states, council search states and source states.
 STATE_STYLES: dict[str, tuple[str, str, str]] = {
@@ -46,14 +60,80 @@ def _date(value: Any) -> str:
     return str(value) if value else ""
 
 
+def _table(title: str, *columns: str) -> Table:
+    """A titled table whose every column folds long values instead of cutting them with "…"."""
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+_MISSING_WHAT = {
+    "family_context": "people, links and services held there are missing from this answer",
+    "search": "people recorded there are missing from these results",
+}
+
+
+def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> Panel | None:
+    """The banner printed before any table: one ``INCOMPLETE:`` line per council that did not answer
+    (unavailable, timed out, error) and one ``STALE:`` warning per dataset older than its promised
+    refresh interval. None when every council answered with fresh data. ``kind``: ``family_context``
+    or ``search`` (changes only what is said to be missing)."""
+    lines: list[Text] = []
+    for source in sources:
+        state = source.state.value
+        if state in ("unavailable", "timed_out", "error"):
+            words = STATE_STYLES[state][1]
+            line = Text(f"INCOMPLETE: {source.name} ({source.gss_code}) did not answer ({words}): "
+                        f"{_MISSING_WHAT[kind]}.", style="bold red")
+            lines.append(line)
+    for source in sources:
+        for dataset in source.datasets:
+            if not dataset.stale:
+                continue
+            when = (dataset.refreshed_at.strftime("%Y-%m-%d %H:%M UTC") if dataset.refreshed_at
+                    else "an unknown time")
+            promise = (f" (promised every {_interval(dataset.refresh_interval_seconds)})"
+                       if dataset.refresh_interval_seconds else "")
+            what = dataset.name or dataset.dataset_id
+            lines.append(Text(f"STALE: {source.name} ({source.gss_code}) {what} data was last refreshed "
+                              f"{when}{promise}: it may be out of date.", style="bold yellow"))
+    if not lines:
+        return None
+    incomplete = any(line.plain.startswith("INCOMPLETE") for line in lines)
+    title = "PARTIAL ANSWER: not every council answered" if incomplete else "Warning: stale data"
+    return Panel(Text("\n").join(lines), title=title, title_align="left",
+                 border_style="bold red" if incomplete else "bold yellow")
+
+
+def _interval(seconds: int) -> str:
+    if seconds % 86_400 == 0:
+        days = seconds // 86_400
+        return "day" if days == 1 else f"{days} days"
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return "hour" if hours == 1 else f"{hours} hours"
+    return f"{seconds} s"
+
+
+def source_label(council_name: str, provenance: Any) -> str:
+    """Where a fact came from, readably: ``Stockport · Liquidlogic LCS (ssd_cin_episodes)``."""
+    if provenance is None:
+        return council_name
+    label = council_name
+    if provenance.source_system:
+        label += f" · {provenance.source_system}"
+    if provenance.source_table:
+        label += f" ({provenance.source_table})"
+    return label
+
+
 def _person_name(person: Any) -> str:
     return f"{person.given_name} {person.family_name}".strip() or person.person_id
 
 
 def _sources_table(sources: list[Any]) -> Table:
-    table = Table(title="Sources", title_justify="left", expand=False)
-    for column in ("council", "state", "latency", "datasets (last refreshed)"):
-        table.add_column(column)
+    table = _table("Sources", "council", "state", "latency", "datasets (last refreshed)")
     for source in sources:
         state = state_label(source.state.value)
         if source.detail:
@@ -79,10 +159,13 @@ def _records_text(records: list[Any]) -> Text:
 
 
 def render_search(response: Any, console: Console) -> None:
-    """Print a ``SearchResponse``: candidates with per-council records and match grade, then sources."""
-    table = Table(title=f"Search results ({len(response.candidates)})", title_justify="left")
-    for column in ("candidate", "name", "date of birth", "match", "records (council: local id)", "possible"):
-        table.add_column(column)
+    """Print a ``SearchResponse``: the completeness banner (if any council did not answer or is stale),
+    candidates with per-council records and match grade, then sources."""
+    banner = completeness_banner(response.sources, kind="search")
+    if banner is not None:
+        console.print(banner)
+    table = _table(f"Search results ({len(response.candidates)})",
+                   "candidate", "name", "date of birth", "match", "records (council: local id)", "possible")
     for candidate in response.candidates:
         first = candidate.records[0] if candidate.records else None
         name = f"{first.given_name} {first.family_name}" if first else ""
@@ -95,9 +178,8 @@ def render_search(response: Any, console: Console) -> None:
 
 
 def _people_table(response: Any) -> Table:
-    table = Table(title="People", title_justify="left")
-    for column in ("id", "name", "date of birth", "match", "records (council: local id)", "notes"):
-        table.add_column(column)
+    table = _table("People", "id", "name", "date of birth", "match", "records (council: local id)", "notes")
+    names = {s.gss_code: s.name for s in response.sources}
     for person in response.people:
         councils = {r.gss_code for r in person.records}
         grade = "certain (merged)" if len(person.records) > 1 else "single record"
@@ -105,6 +187,10 @@ def _people_table(response: Any) -> Table:
         for possible in person.possible_matches:
             where = possible.record.council_name if possible.record else possible.candidate_id
             notes.append(f"possible match ({possible.match_grade.value}) in {where}: not merged")
+        for council_state in person.council_states:
+            if council_state.state.value in ("unavailable", "timed_out", "error"):
+                notes.append(f"{names.get(council_state.gss_code, council_state.gss_code)} did not answer: "
+                             "any records there are missing")
         name = Text(_person_name(person), style="bold" if person.is_subject else "")
         if person.is_subject:
             name.append(" (subject)", style="bold cyan")
@@ -116,9 +202,8 @@ def _people_table(response: Any) -> Table:
 
 def _relationships_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
     """The subject's relationships, then every other pair once (its inverse is implied)."""
-    table = Table(title="Relationships (relative is the person's ...)", title_justify="left")
-    for column in ("person", "relative", "is their", "recorded by"):
-        table.add_column(column)
+    table = _table("Relationships (relative is the person's ...)",
+                   "person", "relative", "is their", "recorded by")
     subject = response.subject_person_id
     ordered = sorted(response.relationships, key=lambda r: r.person_id != subject)
     seen: set[frozenset[str]] = set()
@@ -135,36 +220,69 @@ def _relationships_table(response: Any, names: dict[str, str], councils: dict[st
     return table
 
 
+def _practitioner_text(inv: Any) -> Text:
+    practitioner = Text()
+    if inv.practitioner and inv.practitioner.name:
+        p = inv.practitioner
+        practitioner.append(p.name, style="bold")
+        practitioner.append("".join(f"\n{part}" for part in (p.role, p.team, p.phone, p.email) if part))
+    else:
+        practitioner.append("no named practitioner", style="dim")
+    return practitioner
+
+
+def _ordered_involvements(response: Any) -> list[Any]:
+    return sorted(response.involvements, key=lambda i: (i.person_id, i.status.value != "open", i.service))
+
+
+def _status_text(inv: Any) -> Text:
+    return Text(inv.status.value, style="bold green" if inv.status.value == "open" else "dim")
+
+
+def _dates(inv: Any) -> str:
+    return f"{_date(inv.start_date)} – {_date(inv.end_date) or 'open'}"
+
+
 def _involvements_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
-    table = Table(title="Involvements", title_justify="left")
-    for column in ("person", "service", "status", "dates", "practitioner", "council / source"):
-        table.add_column(column)
-    ordered = sorted(response.involvements, key=lambda i: (i.person_id, i.status.value != "open", i.service))
-    for inv in ordered:
-        status = Text(inv.status.value, style="bold green" if inv.status.value == "open" else "dim")
-        dates = f"{_date(inv.start_date)} – {_date(inv.end_date) or 'open'}"
-        practitioner = Text()
-        if inv.practitioner and inv.practitioner.name:
-            p = inv.practitioner
-            practitioner.append(p.name, style="bold")
-            practitioner.append("".join(f"\n{part}" for part in (p.role, p.team, p.phone, p.email) if part))
-        else:
-            practitioner.append("no named practitioner", style="dim")
-        source = councils.get(inv.gss_code, inv.gss_code)
-        if inv.provenance:
-            source += f"\n{inv.provenance.source_system}: {inv.provenance.source_table}"
+    """Wide terminals: one row per involvement."""
+    table = _table("Involvements", "person", "service", "status", "dates", "practitioner", "council / source")
+    for inv in _ordered_involvements(response):
+        source = source_label(councils.get(inv.gss_code, inv.gss_code), inv.provenance)
         service = inv.service + (f"\n{inv.summary}" if inv.summary else "")
-        table.add_row(names.get(inv.person_id, inv.person_id), service, status, dates, practitioner, source)
+        table.add_row(names.get(inv.person_id, inv.person_id), service, _status_text(inv), _dates(inv),
+                      _practitioner_text(inv), source)
     return table
+
+
+def _involvements_by_person(response: Any, names: dict[str, str], councils: dict[str, str]) -> Group:
+    """Narrow terminals: one panel per person, one labelled block per involvement, values whole."""
+    panels: list[RenderableType] = [Text("Involvements", style="italic")]
+    by_person: dict[str, list[Any]] = defaultdict(list)
+    for inv in _ordered_involvements(response):
+        by_person[inv.person_id].append(inv)
+    for person_id, involvements in by_person.items():
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for index, inv in enumerate(involvements):
+            if index:
+                grid.add_row("", "")
+            service = Text(inv.service, style="bold")
+            service.append("  ").append_text(_status_text(inv)).append(f"  {_dates(inv)}")
+            grid.add_row("service", service)
+            if inv.summary:
+                grid.add_row("summary", inv.summary)
+            grid.add_row("practitioner", _practitioner_text(inv))
+            grid.add_row("source", source_label(councils.get(inv.gss_code, inv.gss_code), inv.provenance))
+        panels.append(Panel(grid, title=names.get(person_id, person_id), title_align="left"))
+    return Group(*panels)
 
 
 def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
     """Per person, per council: the council state, or each dataset's own state."""
     codes = [s.gss_code for s in response.sources]
-    table = Table(title="What each source said, per person", title_justify="left")
-    table.add_column("person")
-    for code in codes:
-        table.add_column(councils.get(code, code))
+    table = _table("What each source said, per person",
+                   "person", *(councils.get(code, code) for code in codes))
     for person in response.people:
         by_council: dict[str, list[Any]] = defaultdict(list)
         for state in person.dataset_states:
@@ -202,12 +320,16 @@ def _legend() -> Text:
 
 
 def render_family_context(response: Any, console: Console) -> None:
-    """Print a ``FamilyContextResponse``: people, relationships, involvements, states, sources."""
+    """Print a ``FamilyContextResponse``: header, the completeness banner (councils that did not answer,
+    stale datasets), people, relationships, involvements, per-person states, legend, sources."""
     names = {p.person_id: _person_name(p) for p in response.people}
     councils = {s.gss_code: s.name for s in response.sources}
     header = Text(f"Family context  purpose {response.purpose.value}  case {response.case_reference}  "
                   f"request {response.request_id}")
     console.print(Panel(header, style="bold"))
+    banner = completeness_banner(response.sources)
+    if banner is not None:
+        console.print(banner)
     if not response.people:
         down = [f"{s.name}: {STATE_STYLES.get(s.state.value, ('', s.state.value, ''))[1]}"
                 for s in response.sources if s.state.value != "ok"]
@@ -219,7 +341,8 @@ def render_family_context(response: Any, console: Console) -> None:
     console.print(Group(
         _people_table(response),
         _relationships_table(response, names, councils),
-        _involvements_table(response, names, councils),
+        (_involvements_table(response, names, councils) if console.width >= WIDE_LAYOUT_MIN_WIDTH
+         else _involvements_by_person(response, names, councils)),
         _states_table(response, names, councils),
         _legend(),
         _sources_table(response.sources),

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -81,6 +82,18 @@ def test_demo_leaves_no_process_behind(demo_run: DemoRun) -> None:
             "adapter-manchester.log"} <= logs
 
 
+def test_demo_files_are_owner_only(demo_run: DemoRun) -> None:
+    """The audit log holds query terms: the data directory is 0700 and nothing in it (warehouses, audit
+    log, configs, logs, signing key) is readable by group or others."""
+    result, data_dir, _ = demo_run
+    assert result.returncode == 0
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    paths = [data_dir, *data_dir.rglob("*")]
+    assert {"audit.sqlite", "stockport.sqlite", "gateway.log", "gateway.yaml"} <= {p.name for p in paths}
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths if p.stat().st_mode & 0o077}
+    assert not loose
+
+
 def test_demo_names_a_port_in_use(tmp_path: Path) -> None:
     base = _free_base()
     with socket.socket() as squatter:
@@ -103,7 +116,7 @@ def test_demo_serves_until_interrupted_then_stops_everything(demo_run: DemoRun) 
     demo = subprocess.Popen(
         familyctx_argv("demo", "--data-dir", str(data_dir), "--base-port", str(base)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"},
+        env={**os.environ, "COLUMNS": "80", "NO_COLOR": "1"},
     )
     try:
         assert demo.stdout is not None
@@ -119,6 +132,13 @@ def test_demo_serves_until_interrupted_then_stops_everything(demo_run: DemoRun) 
         assert httpx.get(f"{gateway}/readyz", timeout=10).status_code == 200
         child = json.loads((data_dir / "scenarios.json").read_text())["mother_moved"]["child"]
         assert f"--person-id {child['local_person_id']}" in text
+        # The suggested commands: one line each, unwrapped at 80 columns, starting with a familyctx the
+        # user can run (this venv's script; `familyctx` is not on PATH for a fresh user).
+        [context_line] = [line for line in seen if " query family-context " in line]
+        program = context_line.split()[0]
+        assert program == "familyctx" or Path(program).is_file(), program
+        assert context_line.rstrip().endswith(f"--gateway http://127.0.0.1:{base}")
+        assert "…" not in text
 
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=60)

@@ -103,3 +103,15 @@ def test_family_context_of_the_child_whose_mother_moved(gateway: Gateway, scenar
     returned = {(s["gss_code"], s["local_person_id"]) for s in record["subjects_returned"]}
     assert (scenario["child"]["gss_code"], scenario["child"]["local_person_id"]) in returned
     assert record["outcome"] == "success"
+
+
+def test_unknown_subject_is_404_naming_the_council_and_audited_as_error(gateway: Gateway) -> None:
+    # The real adapter answers gRPC NOT_FOUND when none of the ids asked for exist.
+    response = gateway.family_context({"gss_code": STOCKPORT, "local_person_id": "NO-SUCH-PERSON-42"})
+    assert response.status_code == 404, response.text
+    assert response.json()["detail"] == (
+        "No person with that local_person_id at Stockport (E08000007); search again and choose a result"
+    )
+    assert "NO-SUCH-PERSON-42" not in response.text
+    rows = audit_rows(gateway.audit_engine, response.headers["x-request-id"])
+    assert [(r["outcome"], r["http_status"]) for r in rows] == [("error", 404)]

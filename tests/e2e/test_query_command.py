@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from typing import Any
+
+import sqlalchemy as sa
+from e2e_support import LEEDS
+from test_resilience import restore  # noqa: F401 - fixture: restarts the adapters a test stops
 
 from familyctx.demo import Federation
 from familyctx.demo.supervisor import familyctx_argv
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, columns: int = 220) -> subprocess.CompletedProcess[str]:
     return subprocess.run(familyctx_argv(*args), capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "COLUMNS": "220", "NO_COLOR": "1"})
+                          env={**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1"})
 
 
 def _where(federation: Federation) -> list[str]:
@@ -64,3 +69,54 @@ def test_query_explains_401_422_and_unreachable(federation: Federation) -> None:
     down = _cli("query", "search", *SMITH, "--purpose", "s47_enquiry", "--token", token,
                 "--gateway", "http://127.0.0.1:9")
     assert down.returncode == 1 and "not reachable" in down.stderr
+
+
+def test_partial_answer_is_flagged_first_and_nothing_is_cut_at_80_columns(
+    federation: Federation, scenario: dict[str, Any], restore: list[str]  # noqa: F811
+) -> None:
+    """Leeds (the mother's council) is down: exit 0, but the banner comes before every table; and at
+    80 columns every practitioner's email and phone is printed whole (no "…")."""
+    leeds = federation.child("adapter-leeds")
+    restore.append(LEEDS)
+    os.kill(leeds.pid, signal.SIGKILL)
+    leeds.popen.wait(timeout=30)
+    child = scenario["child"]
+    result = _cli("query", "family-context", "--user", "sw.stockport", "--council", child["gss_code"],
+                  "--person-id", child["local_person_id"], "--purpose", "s47_enquiry",
+                  "--case-ref", "CLI-PARTIAL", *_where(federation), columns=80)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    banner = "INCOMPLETE: Leeds (E08000035) did not answer"
+    assert banner in out and out.index(banner) < out.index("People")
+    assert "…" not in out
+
+    raw = _cli("query", "family-context", "--user", "sw.stockport", "--council", child["gss_code"],
+               "--person-id", child["local_person_id"], "--purpose", "s47_enquiry",
+               "--case-ref", "CLI-PARTIAL", "--json", *_where(federation))
+    answer = json.loads(raw.stdout)
+    contacts = [i["practitioner"] for i in answer["involvements"] if i.get("practitioner")]
+    assert contacts, "the child's Stockport involvements name practitioners"
+    for practitioner in contacts:
+        for detail in ("email", "phone"):
+            if practitioner.get(detail):
+                assert practitioner[detail] in out, practitioner[detail]
+
+
+def test_provenance_names_the_system_the_same_way_for_every_dataset(
+    federation: Federation, scenario: dict[str, Any]
+) -> None:
+    """Every Stockport involvement (CSC and early help alike) names the system as warehouse_refresh does."""
+    child = scenario["child"]
+    result = _cli("query", "family-context", "--user", "sw.stockport", "--council", child["gss_code"],
+                  "--person-id", child["local_person_id"], "--purpose", "s47_enquiry",
+                  "--case-ref", "CLI-PROV", "--json", *_where(federation))
+    answer = json.loads(result.stdout)
+    engine = sa.create_engine(f"sqlite:///{federation.layout.root / 'stockport.sqlite'}")
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.text("SELECT dataset_id, source_system FROM warehouse_refresh")).all())
+    engine.dispose()
+    stockport = [i for i in answer["involvements"] if i["gss_code"] == child["gss_code"]]
+    assert stockport
+    for involvement in stockport:
+        assert involvement["provenance"]["source_system"] == names[involvement["dataset_id"]]
+        assert involvement["provenance"]["source_table"].startswith(("ssd_", "asc_", "housing_"))

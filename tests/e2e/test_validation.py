@@ -1,4 +1,5 @@
-"""(d) Malformed requests get 422 with messages a person can act on, never 500, never echoed data."""
+"""(d) Malformed requests get 422 (unreadable bodies 400) with messages a person can act on, never 500,
+never echoed data."""
 
 from __future__ import annotations
 
@@ -30,12 +31,11 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("bad gss code", FC, {"purpose": PURPOSE, "case_reference": CASE_REFERENCE,
                           "subject": {"gss_code": "Stockport", "local_person_id": "1"}}, "subject.gss_code"),
     ("unknown field", SEARCH, {"purpose": PURPOSE, "case_reference": CASE_REFERENCE, "family_name": "Smith",
-                               "favourite_colour": "blue"}, "favourite_colour"),
+                               SECRET_NAME: "blue"}, "body"),
     ("invalid NHS number", SEARCH, {"purpose": PURPOSE, "case_reference": CASE_REFERENCE,
                                     "nhs_number": "9434765918"}, "nhs_number"),
     ("too little to search on", SEARCH, {"purpose": PURPOSE, "case_reference": CASE_REFERENCE,
                                          "given_name": SECRET_NAME}, "body"),
-    ("not json", SEARCH, b"{purpose: s47", "body"),
     ("json array", FC, [1, 2, 3], "body"),
 ]
 
@@ -52,6 +52,18 @@ def test_malformed_request_is_422_with_actionable_message(
     assert field in fields, f"{case}: {answer}"
     assert len(fields[field]) > 10
     assert SECRET_NAME not in response.text, "the submitted value must not be echoed"
+
+
+@pytest.mark.parametrize(
+    "body", [b"{purpose: s47", b'{"family_name": "O\xffNeill"}', b"[" * 5000 + b"]" * 5000],
+    ids=["not json", "not UTF-8", "nested 5000 deep"],
+)
+def test_unreadable_body_is_400_in_the_error_shape(body: bytes, gateway: Gateway) -> None:
+    response = gateway.post(SEARCH, body)
+    assert response.status_code == 400, response.text
+    answer = response.json()
+    assert answer["detail"].startswith("The request body must be UTF-8 JSON")
+    assert answer["errors"] == [] and answer["request_id"] == response.headers["x-request-id"]
 
 
 def test_oversized_body_is_rejected_not_500(gateway: Gateway) -> None:

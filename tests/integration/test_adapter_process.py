@@ -89,3 +89,22 @@ def test_bad_config_exits_with_a_clear_message(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "council.gss_code" in result.stderr
+
+
+def test_wrong_cms_is_refused_by_prepare_and_serve(tmp_path: Path) -> None:
+    """A System C warehouse under a mosaic config: both commands exit 1 naming the likely flavour."""
+    url = f"sqlite:///{tmp_path}/stockport.sqlite"
+    engine = sa.create_engine(url)
+    build_warehouse(engine, "systemc")
+    engine.dispose()
+    config = _config(tmp_path, url)  # cms: mosaic
+    for command in ("prepare", "serve"):
+        extra = ("--port", "0") if command == "serve" else ()
+        result = subprocess.run(
+            _familyctx("adapter", command, "--config", str(config), *extra),
+            capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 1, (command, result.stderr)
+        assert "does not look like a mosaic SSD warehouse" in result.stderr
+        assert "looks like systemc or eclipse" in result.stderr
+        assert "adapter ready" not in result.stdout

@@ -133,7 +133,7 @@ async def test_child_family_context_shows_mother_siblings_and_named_practitioner
     for involvement in child_csc:
         assert involvement.practitioner.name and involvement.practitioner.email
         assert involvement.provenance.council_gss_code == child["gss_code"]
-        assert involvement.provenance.source_system == "systemc"
+        assert involvement.provenance.source_system == "Liquidlogic LCS"  # warehouse_refresh's name
 
 
 async def test_mother_in_leeds_has_adult_social_care_and_housing(stubs, scenario) -> None:  # noqa: ANN001

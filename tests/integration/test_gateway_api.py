@@ -164,6 +164,34 @@ async def test_family_context_unknown_council_and_unknown_person(gw: RunningGate
     assert "search again" in resp.json()["detail"]
 
 
+async def test_unknown_subject_answered_not_found_by_its_council_is_404_naming_the_council(
+    gw: RunningGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fake council answers NOT_FOUND for unknown ids, as the SQL adapter does (PeopleNotFound).
+    caplog.set_level("INFO", logger="familyctx_gateway")
+    resp = await gw.client.post(
+        "/v1/family-context",
+        json={**PURPOSE, "subject": {"gss_code": STOCKPORT, "local_person_id": "S-9999"}},
+        headers={**gw.auth(), "X-Request-ID": "rid-unknown-subject"},
+    )
+    assert resp.status_code == 404, resp.text
+    assert resp.json() == {
+        "detail": "No person with that local_person_id at Stockport (E08000007); "
+        "search again and choose a result",
+        "errors": [],
+        "request_id": "rid-unknown-subject",
+    }
+    assert "S-9999" not in resp.text
+    assert "GetFamilyContext" in [m for m, _ in gw.servicers[STOCKPORT].calls]
+    # NOT_FOUND is a healthy council's answer: logged as not_found, and the council stays "ok".
+    calls = [r.getMessage() for r in caplog.records if r.name == "familyctx_gateway.adapter_client"]
+    assert any(f"council={STOCKPORT} method=get_family_context state=not_found" in line for line in calls), (
+        calls
+    )
+    sources = (await gw.client.get("/v1/sources", headers=gw.auth())).json()["sources"]
+    assert {s["gss_code"]: s["state"] for s in sources}[STOCKPORT] == "ok"
+
+
 async def test_ig_officer_may_not_search(gw: RunningGateway) -> None:
     resp = await gw.client.post(
         "/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth("ig.stockport")

@@ -112,6 +112,9 @@ async def test_denied_failed_and_partial_requests_are_audited(issuer: TestIssuer
         ("partial", 200, "user-sw.stockport"),
     ]
     assert rows[0]["query_terms"] == {"family_name": "O'Neill"} and rows[0]["subjects_returned"] == []
+    # The unknown subject (its council answered NOT_FOUND) is audited as an error with what was asked.
+    assert rows[1]["query_terms"] == {"subject": {"gss_code": STOCKPORT, "local_person_id": "S-404"}}
+    assert rows[1]["subjects_returned"] == []
     assert rows[2]["councils"]["E08000002"] == "unavailable"
 
 

@@ -52,3 +52,27 @@ def test_gateway_serve_prints_ready_line_and_serves(tmp_path: Path) -> None:
                 proc.send_signal(signal.SIGINT)
                 proc.wait(timeout=30)
     assert (tmp_path / "audit.sqlite").exists()
+
+
+def test_gateway_serve_with_a_bad_config_lists_each_bad_field_and_exits_2(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "listen: {host: 127.0.0.1, port: 8000}\n"
+        "adapters:\n"
+        '  - {gss_code: W06000015, name: Cardiff, address: "127.0.0.1:50061"}\n'
+        '  - {gss_code: E08000007, name: Stockport, address: "127.0.0.1:99999"}\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "familyctx.cli", "gateway", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: gateway config {config}: adapters[0].gss_code: must be E followed by 8 digits "
+        "(a council's ONS/GSS code), for example E08000007",
+        f"error: gateway config {config}: adapters[1].address: must be host:port with a port from 1 to "
+        "65535, for example 127.0.0.1:50061 or adapter-leeds:50051",
+    ]

@@ -1,7 +1,9 @@
-"""Malformed requests get 422 (or 413) with a message a person can act on; never 500, never an echo."""
+"""Malformed requests get 400, 413 or 422 with a message a person can act on; never 500, never an echo."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -54,7 +56,7 @@ async def _errors(gw: RunningGateway, path: str, body: Any) -> dict[str, str]:
         ({**OK, "case_reference": "c" * 65, "family_name": "Smith"}, "case_reference", "1-64 characters"),
         ({**OK, "family_name": 12345}, "family_name", "text"),
         ({**OK, "family_name": ["Smith"]}, "family_name", "text"),
-        ({**OK, "family_name": "Smith", "ssn": "123"}, "ssn", "not a recognised field"),
+        ({**OK, "family_name": "Smith", "ssn": "123"}, "body", "unexpected field(s)"),
         ({"case_reference": "C", "family_name": "Smith"}, "purpose", "is required"),
         (OK, "body", "Give at least an NHS number"),
         ({**OK, "given_name": "Zoë"}, "body", "Give at least an NHS number"),
@@ -96,12 +98,88 @@ async def test_family_context_validation(gw: RunningGateway, subject: Any, field
     assert field in errors, errors
 
 
-async def test_invalid_json_is_422(gw: RunningGateway) -> None:
+SEARCH_FIELDS = "purpose, case_reference, nhs_number, given_name, family_name, date_of_birth, postcode"
+
+
+async def test_unknown_keys_are_never_echoed(gw: RunningGateway) -> None:
+    secret_key = "Siobhan ONeill dob 1990-07-21"
     resp = await gw.client.post(
-        "/v1/searches", content=b'{"purpose": ', headers={**gw.auth(), "Content-Type": "application/json"}
+        "/v1/searches", json={**OK, "family_name": "Smith", secret_key: 1}, headers=gw.auth()
     )
     assert resp.status_code == 422
-    assert resp.json()["errors"] == [{"field": "body", "message": "The request body is not valid JSON"}]
+    assert "Siobhan" not in resp.text and "1990" not in resp.text
+    assert resp.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "unexpected field(s): remove fields that are not part of this request "
+            f"(allowed: {SEARCH_FIELDS})",
+        }
+    ]
+    resp = await gw.client.post(
+        "/v1/family-context",
+        json={**OK, "subject": {"gss_code": "E08000007", "local_person_id": "S-1", secret_key: 1}},
+        headers=gw.auth(),
+    )
+    assert resp.status_code == 422
+    assert resp.json()["errors"] == [
+        {
+            "field": "subject",
+            "message": "unexpected field(s) in subject: remove fields that are not part of this request "
+            "(allowed: gss_code, local_person_id)",
+        }
+    ]
+    assert "Siobhan" not in resp.text and "1990" not in resp.text
+
+
+UNREADABLE = (
+    "The request body must be UTF-8 JSON sent with Content-Type: application/json, not compressed, "
+    "at most 64 KiB"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        pytest.param(b'{"purpose": ', {}, id="malformed JSON"),
+        pytest.param(
+            b'{"purpose": "s17_assessment", "family_name": "O\xff\xfeNeill"}', {}, id="invalid UTF-8"
+        ),
+        pytest.param(b"[" * 5000 + b"]" * 5000, {}, id="JSON nested 5000 deep"),
+        pytest.param(b'{"a":' * 5000 + b"1" + b"}" * 5000, {}, id="objects nested 5000 deep"),
+        pytest.param(
+            gzip.compress(json.dumps({**OK, "family_name": "Siobhan"}).encode()),
+            {"Content-Encoding": "gzip"},
+            id="gzip-encoded body",
+        ),
+        pytest.param(
+            b"purpose=s17_assessment&family_name=Siobhan",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            id="form",
+        ),
+        pytest.param(
+            json.dumps({**OK, "family_name": "Siobhan"}).encode(),
+            {"Content-Type": "text/plain"},
+            id="JSON as text/plain",
+        ),
+        pytest.param(b'{"family_name": ' + b"9" * 5000 + b"}", {}, id="integer too long to parse"),
+    ],
+)
+async def test_unreadable_bodies_are_one_400_in_the_error_shape(
+    gw: RunningGateway, body: bytes, headers: dict[str, str]
+) -> None:
+    resp = await gw.client.post(
+        "/v1/searches",
+        content=body,
+        headers={
+            **gw.auth(),
+            "Content-Type": "application/json",
+            "X-Request-ID": "rid-unreadable",
+            **headers,
+        },
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json() == {"detail": UNREADABLE, "errors": [], "request_id": "rid-unreadable"}
+    assert resp.headers["x-request-id"] == "rid-unreadable"
 
 
 async def test_oversized_body_is_413(gw: RunningGateway) -> None:

@@ -27,6 +27,8 @@ CHILD_NHS, MOTHER_NHS = "9434765919", "9434765870"
 GSS = {"systemc": "E08000007", "mosaic": "E08000035", "eclipse": "E08000003"}
 NAMES = {"systemc": "Stockport", "mosaic": "Leeds", "eclipse": "Manchester"}
 LA = {"systemc": 356, "mosaic": 383, "eclipse": 352}
+#: warehouse_refresh.source_system: the display name of the system each dataset is loaded from.
+SYSTEM_NAMES = {"systemc": "Liquidlogic LCS", "mosaic": "Mosaic", "eclipse": "Eclipse"}
 
 
 @dataclass(frozen=True)
@@ -337,28 +339,28 @@ def _rows(cms: str) -> dict[str, list[dict[str, object]]]:
                 refreshed_at=NOW - dt.timedelta(hours=1),
                 refresh_interval_seconds=86400,
                 coverage_from=d(2015, 4, 1),
-                source_system=cms,
+                source_system=SYSTEM_NAMES[cms],
             ),
             dict(
                 dataset_id="early_help",
                 refreshed_at=NOW - dt.timedelta(days=3),
                 refresh_interval_seconds=86400,
                 coverage_from=d(2018, 4, 1),
-                source_system=cms,
+                source_system=SYSTEM_NAMES[cms],
             ),
             dict(
                 dataset_id="asc",
                 refreshed_at=NOW,
                 refresh_interval_seconds=86400,
                 coverage_from=d(2016, 4, 1),
-                source_system="liquidlogic-las",
+                source_system="Liquidlogic LAS",
             ),
             dict(
                 dataset_id="housing",
                 refreshed_at=NOW,
                 refresh_interval_seconds=604800,
                 coverage_from=d(2010, 1, 1),
-                source_system="northgate-housing",
+                source_system="Northgate Housing",
             ),
         ],
     }

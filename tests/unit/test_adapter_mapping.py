@@ -22,6 +22,7 @@ from unit.test_adapter_fixture_warehouse import (
     LOOKALIKE,
     MOTHER,
     STRANGER,
+    SYSTEM_NAMES,
     UNKNOWN_DOB,
     build_warehouse,
     settings_for,
@@ -63,7 +64,7 @@ def test_find_by_nhs_number_normalises_the_person(source: SqlWarehouseSource) ->
     prov = zoe.provenance
     assert prov.council_gss_code == source.settings.council.gss_code
     assert (prov.source_system, prov.source_table, prov.record_id) == (
-        source.settings.cms,
+        SYSTEM_NAMES[source.settings.cms],  # the system's display name, from warehouse_refresh
         "ssd_person",
         CHILD,
     )
@@ -168,12 +169,17 @@ def test_involvements_with_named_practitioners(source: SqlWarehouseSource) -> No
     assert reablement.status == T.INVOLVEMENT_STATUS_CLOSED
     assert (reablement.end_date.month, reablement.end_date.day) == (2, 1)  # dd/mm/yyyy text
     assert home_care.practitioner.name == "Olu Adeyemi"
-    assert home_care.provenance.source_system == "liquidlogic-las"
+    assert home_care.provenance.source_system == "Liquidlogic LAS"
+    # One council, one naming: CSC and early help come from the same system and say so alike.
+    system = SYSTEM_NAMES[source.settings.cms]
+    assert (cp.provenance.source_system, cp.provenance.source_table) == (system, "ssd_cp_plans")
+    assert (eh.provenance.source_system, eh.provenance.source_table) == (system, "ssd_early_help_episodes")
     tenancy = by_id["tenancy:T1"]
     assert tenancy.status == T.INVOLVEMENT_STATUS_OPEN
     assert tenancy.summary == "Secure tenancy; Arrears £312.50; Notice seeking possession served; 2 ASB cases"
     assert tenancy.practitioner.name == "Dan Price"
-    assert tenancy.provenance.source_table == "housing_tenancies"
+    assert (tenancy.provenance.source_system, tenancy.provenance.source_table) == (
+        "Northgate Housing", "housing_tenancies")
     assert "Mental health" not in str(ctx)  # ASC support reason is not disclosed
 
 
@@ -256,6 +262,28 @@ def test_missing_table_is_a_clear_mapping_error(tmp_path) -> None:  # noqa: ANN0
     engine.dispose()
     with pytest.raises(WarehouseMappingError, match="ssd_person.*lacks column"):
         SqlWarehouseSource.from_settings(settings_for("systemc", url))
+
+
+@pytest.mark.parametrize(
+    ("built_as", "configured", "likely"),
+    [("systemc", "mosaic", "systemc or eclipse"), ("eclipse", "mosaic", "systemc or eclipse"),
+     ("mosaic", "systemc", "mosaic"), ("mosaic", "eclipse", "mosaic")],
+)
+def test_wrong_cms_in_config_is_refused_naming_the_likely_flavour(
+    tmp_path, built_as: str, configured: str, likely: str  # noqa: ANN001
+) -> None:
+    """A mosaic mapping reads a subset of a System C warehouse's columns, so only the flavour's
+    distinguishing features (ssd_family, invo_person_id, prof_professional_name) can catch it."""
+    url = f"sqlite:///{tmp_path}/{built_as}.sqlite"
+    engine = sa.create_engine(url)
+    build_warehouse(engine, built_as)
+    engine.dispose()
+    with pytest.raises(WarehouseMappingError) as caught:
+        SqlWarehouseSource.from_settings(settings_for(configured, url))
+    message = str(caught.value)
+    assert f"does not look like a {configured} SSD warehouse" in message
+    assert f"It looks like {likely};" in message
+    assert "invo_person_id" in message and "prof_professional_name" in message and "ssd_family" in message
 
 
 def test_missing_sqlite_file_is_not_created(tmp_path) -> None:  # noqa: ANN001

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from familyctx_gateway.api.schemas import FamilyContextRequest, SearchRequest
-from familyctx_gateway.errors import validation_messages
+from familyctx_gateway.errors import GatewayConfigError, validation_messages
 from familyctx_gateway.settings import load_settings
 from pydantic import ValidationError
 
@@ -86,10 +86,12 @@ def test_demo_config_loads() -> None:
 def test_symmetric_or_no_algorithms_are_refused_in_config(tmp_path: Path, algorithms: list[str]) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(f"oidc: {{issuer: 'http://x', audience: a, algorithms: {algorithms}}}\n")
-    with pytest.raises(ValidationError):
+    with pytest.raises(GatewayConfigError) as err:
         load_settings(config)
+    assert [p.split(":")[0] for p in err.value.problems] == ["oidc.algorithms"]
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(GatewayConfigError) as err:
         load_settings(tmp_path / "nope.yaml")
+    assert err.value.problems == ["(file): does not exist or is not a file"]

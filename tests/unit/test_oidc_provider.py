@@ -151,7 +151,7 @@ async def test_client_credentials_with_secret_in_body(client: httpx.AsyncClient)
     ("data", "auth", "status", "error"),
     [
         ({"grant_type": "client_credentials"}, ("familyctx-service", "wrong"), 401, "invalid_client"),
-        ({"grant_type": "client_credentials", "client_id": "familyctx-cli"}, None, 400, "unauthorized_client"),
+        ({"grant_type": "client_credentials", "client_id": CLI}, None, 400, "unauthorized_client"),
         (PW, None, 400, "invalid_client"),
         ({**PW, "client_id": "who"}, None, 400, "invalid_client"),
         ({"grant_type": "authorization_code", "code": "x", "client_id": "familyctx-cli"}, None, 400,
@@ -186,7 +186,8 @@ async def test_service_client_asking_for_password_grant_is_unauthorized_client(
     assert response.status_code == 400
     body = response.json()
     assert body["error"] == "unauthorized_client"
-    assert "familyctx-service" in body["error_description"] and "client_credentials" in body["error_description"]
+    description = body["error_description"]
+    assert "familyctx-service" in description and "client_credentials" in description
     assert "access_token" not in body
 
 

@@ -21,7 +21,7 @@ def _record(gss: str, council: str, local_id: str, given: str, family: str, dob:
     return {
         "gss_code": gss, "council_name": council, "local_person_id": local_id, "nhs_number": "9998761042",
         "given_name": given, "family_name": family, "date_of_birth": dob,
-        "provenance": {"council_gss_code": gss, "source_system": "systemc", "source_table": "ssd_person"},
+        "provenance": {"council_gss_code": gss, "source_system": "Liquidlogic LCS", "source_table": "ssd_person"},
     }
 
 
@@ -69,20 +69,20 @@ def _family_context() -> FamilyContextResponse:
              "status": "open", "start_date": "2026-09-01",
              "practitioner": {"name": "Alex Practitioner", "role": "Social Worker", "team": "Safeguarding East",
                               "phone": "0161 000 0001", "email": "alex@example.invalid"},
-             "provenance": {"council_gss_code": STOCKPORT, "source_system": "systemc",
+             "provenance": {"council_gss_code": STOCKPORT, "source_system": "Liquidlogic LCS",
                             "source_table": "ssd_cp_plans"}},
             {"involvement_id": "i2", "person_id": "p2", "gss_code": LEEDS, "local_person_id": "5000001",
              "dataset_id": "housing", "category": "housing", "service": "Tenancy", "status": "closed",
              "start_date": "2019-01-01", "end_date": "2025-01-01", "summary": "Arrears",
-             "provenance": {"council_gss_code": LEEDS, "source_system": "northgate-housing",
+             "provenance": {"council_gss_code": LEEDS, "source_system": "Northgate Housing",
                             "source_table": "housing_tenancies"}},
         ],
         "sources": _sources(),
     })
 
 
-def _text(render, response) -> str:  # type: ignore[no-untyped-def]
-    console = Console(record=True, width=220, color_system=None)
+def _text(render, response, width: int = 220) -> str:  # type: ignore[no-untyped-def]
+    console = Console(record=True, width=width, color_system=None)
     render(response, console)
     return console.export_text()
 
@@ -91,8 +91,8 @@ def test_family_context_shows_people_relationships_involvements_and_provenance()
     text = _text(render_family_context, _family_context())
     for expected in ("Zoë O'Neill (subject)", "Siobhán O'Neill", "certain (merged), 2 council(s)",
                      "parent (Mother)", "Child protection plan", "Alex Practitioner", "Social Worker",
-                     "Safeguarding East", "0161 000 0001", "alex@example.invalid", "systemc: ssd_cp_plans",
-                     "northgate-housing: housing_tenancies", "no named practitioner", "2025-01-01"):
+                     "Safeguarding East", "0161 000 0001", "alex@example.invalid",
+                     "Stockport · Liquidlogic LCS (ssd_cp_plans)", "Leeds · Northgate Housing (housing_tenancies)", "no named practitioner", "2025-01-01"):
         assert expected in text, expected
 
 
@@ -170,3 +170,64 @@ def test_family_context_without_people_says_why() -> None:
     text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
     assert "No family context: the subject's council did not answer" in text
     assert "Stockport: source unavailable" in text and "Nothing here means 'no records'" in text
+
+
+MANCHESTER_MISSING = ("INCOMPLETE: Manchester (E08000003) did not answer (timed out): people, links and "
+                      "services held there are missing from this answer.")
+
+
+def test_partial_answer_is_announced_before_the_tables() -> None:
+    text = _text(render_family_context, _family_context())
+    assert MANCHESTER_MISSING in text
+    assert "PARTIAL ANSWER" in text
+    assert text.index(MANCHESTER_MISSING) < text.index("People")  # before the first table
+    stale = ("STALE: Leeds (E08000035) Housing data was last refreshed 2026-10-01 06:00 UTC: "
+             "it may be out of date.")
+    assert stale in text and text.index(stale) < text.index("People")
+    # The person whose other council did not answer says so in their own row too.
+    assert "Manchester did not answer: any records there are missing" in text
+
+
+def test_one_incomplete_line_per_missing_council_with_its_reason() -> None:
+    answer = _family_context().model_dump(mode="json")
+    answer["sources"][1].update(state="unavailable", datasets=[])
+    answer["sources"][2].update(state="error")
+    text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
+    assert text.count("INCOMPLETE:") == 2
+    assert "INCOMPLETE: Leeds (E08000035) did not answer (source unavailable)" in text
+    assert "INCOMPLETE: Manchester (E08000003) did not answer (source error)" in text
+    assert "STALE:" not in text
+
+
+def test_complete_fresh_answer_has_no_banner() -> None:
+    answer = _family_context().model_dump(mode="json")
+    answer["sources"][1]["datasets"][0]["stale"] = False
+    answer["sources"][2].update(state="ok", detail=None)
+    text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
+    assert "INCOMPLETE" not in text and "STALE:" not in text and "PARTIAL ANSWER" not in text
+
+
+def test_search_announces_a_council_that_did_not_answer_first() -> None:
+    response = SearchResponse.model_validate({
+        "request_id": "r", "purpose": "s17_assessment", "case_reference": "C1", "candidates": [],
+        "sources": _sources(),
+    })
+    text = _text(render_search, response)
+    line = ("INCOMPLETE: Manchester (E08000003) did not answer (timed out): people recorded there are "
+            "missing from these results.")
+    assert line in text and text.index(line) < text.index("Search results")
+
+
+LONG_EMAIL = "alexandra.practitioner-smith@manchester.example.gov.uk"
+
+
+@pytest.mark.parametrize("width", [80, 100, 220])
+def test_contact_details_and_sources_are_never_cut(width: int) -> None:
+    answer = _family_context().model_dump(mode="json")
+    answer["involvements"][0]["practitioner"].update(
+        email=LONG_EMAIL, phone="0161 496 0123 ext 12", role="Senior Practitioner (Child Protection)")
+    text = _text(render_family_context, FamilyContextResponse.model_validate(answer), width=width)
+    assert "…" not in text
+    for whole in (LONG_EMAIL, "0161 496 0123 ext 12", "Senior Practitioner (Child Protection)",
+                  "Stockport · Liquidlogic LCS (ssd_cp_plans)", "Alex Practitioner"):
+        assert whole in text, (width, whole)

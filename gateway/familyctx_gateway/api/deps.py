@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from familyctx_gateway.auth import Principal
-from familyctx_gateway.errors import InvalidToken
+from familyctx_gateway.auth import Principal, reject_token
 
 if TYPE_CHECKING:
     from familyctx_gateway.app import GatewayContext
@@ -36,7 +35,7 @@ async def get_principal(
 ) -> Principal:
     """The validated caller (RFC 6750 bearer token). Raises InvalidToken (401) when absent or invalid."""
     if credentials is None or not credentials.credentials:
-        raise InvalidToken()
+        reject_token("no_bearer_token")
     return await gateway.tokens.validate(credentials.credentials)
 
 

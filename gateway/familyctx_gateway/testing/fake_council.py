@@ -217,6 +217,12 @@ class FakeAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
     async def GetFamilyContext(self, request: Any, context: Any) -> adapter_pb2.GetFamilyContextResponse:  # noqa: N802
         self._note("GetFamilyContext", context)
         ids = set(request.local_person_ids)
+        if not ids & {p.local_person_id for p in self.data.people}:
+            # As the SQL adapter does (PeopleNotFound -> NOT_FOUND), with its value-free message.
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                "none of the local_person_ids asked for exist in this council's records",
+            )
         if request.include_relatives:
             for r in self.data.relationships:
                 if r.local_person_id in ids:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from familyctx.config_types import GssCode
 from familyctx_adapter.errors import AdapterConfigError
 from familyctx_adapter.mapping import CMS_FLAVOURS
 
@@ -39,7 +40,7 @@ _yaml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("_yaml_
 class CouncilSettings(BaseModel):
     """The local authority this adapter speaks for: ONS/GSS code (E + 8 digits), name, DfE LA number."""
 
-    gss_code: str = Field(pattern=r"^E\d{8}$", description="ONS/GSS code, e.g. E08000007")
+    gss_code: GssCode = Field(description="ONS/GSS code, e.g. E08000007")
     name: str = Field(min_length=1, max_length=100)
     dfe_la_number: int = Field(ge=100, le=999, description="DfE three-digit LA number, e.g. 356")
 

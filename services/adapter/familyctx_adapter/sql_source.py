@@ -102,9 +102,10 @@ class SqlWarehouseSource(WarehouseSource):
         info = fresh.get(dataset)
         prov = T.Provenance(
             council_gss_code=self.settings.council.gss_code,
-            source_system=(
-                info.source_system if info and info.source_system and dataset != "csc" else self.settings.cms
-            ),
+            # The system's display name from the dataset's warehouse_refresh row, for every dataset
+            # alike ("Liquidlogic LCS", "Mosaic Adults", "Northgate Housing"); the cms code only when
+            # the warehouse does not name it. The table goes in source_table.
+            source_system=info.source_system if info and info.source_system else self.settings.cms,
             source_table=self.w.table_name(logical),
             record_id=record_id,
         )

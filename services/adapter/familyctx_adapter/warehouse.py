@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from familyctx_adapter.errors import WarehouseMappingError
+from familyctx_adapter.flavour import check_flavour
 from familyctx_adapter.mapping import FlavourMapping
 from familyctx_adapter.normalise import clean_text, timestamp_of
 
@@ -124,10 +125,15 @@ class Warehouse:
     def open(cls, engine: sa.Engine, mapping: FlavourMapping) -> Warehouse:
         """Check every mapped table and column exists; optional tables absent are skipped.
 
-        Raises WarehouseMappingError naming the missing table/column (schema names are not personal data).
+        Raises WarehouseMappingError naming the missing table/column (schema names are not personal data),
+        or when the warehouse's distinguishing features say it is another CMS flavour (:mod:`.flavour`).
         """
         inspector = sa.inspect(engine)
         existing = {name.lower(): name for name in inspector.get_table_names()}
+        check_flavour(mapping, {
+            lower: frozenset(c["name"].lower() for c in inspector.get_columns(name))
+            for lower, name in existing.items()
+        })
         present: set[str] = set()
         for logical, tmap in mapping.tables.items():
             if tmap.table.lower() not in existing:

@@ -24,9 +24,14 @@ def load_or_create_signing_key(state_dir: Path) -> RSAKey:
     """Return the private signing key kept in ``state_dir``, creating it (mode 0600) on first use.
 
     Raises :class:`SigningKeyError` when the file exists but is readable by group or others, is not a
-    private RSA JWK, or cannot be written.
+    private RSA JWK, or cannot be written (also when ``state_dir`` cannot be created, e.g. is a file).
     """
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SigningKeyError(
+            f"cannot use {state_dir} as the state directory: {exc.strerror or type(exc).__name__}"
+        ) from exc
     path = state_dir / SIGNING_KEY_FILE
     if not path.exists():
         key = RSAKey.generate_key(2048, parameters={"use": "sig", "alg": SIGNING_ALGORITHM}, auto_kid=True)

@@ -20,13 +20,27 @@ _GATEWAY = "http://127.0.0.1:8000"
 _DEMO_PASSWORD = "demo"  # noqa: S105 - the development provider's published password
 _PURPOSES = ("s17_assessment", "s47_enquiry", "cp_conference", "cla_review", "early_help_assessment")
 
+def _http_url(value: str) -> str:
+    """Typer callback: ``value`` must be an absolute http(s) URL with a host and a valid port."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or 1 <= parts.port <= 65535
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL such as http://127.0.0.1:8000")
+    return value
+
+
 UserOpt = Annotated[str, typer.Option("--user", help="Demo user: sw.stockport, tm.leeds or ig.stockport.")]
-IssuerOpt = Annotated[str, typer.Option("--issuer", help="OIDC provider (issuer URL).")]
+IssuerOpt = Annotated[str, typer.Option("--issuer", callback=_http_url, help="OIDC provider (issuer URL).")]
 PasswordOpt = Annotated[
     str,
     typer.Option("--password", envvar="FAMILYCTX_PASSWORD", help="Demo user's password (dev: demo)."),
 ]
-GatewayOpt = Annotated[str, typer.Option("--gateway", help="Gateway base URL.")]
+GatewayOpt = Annotated[str, typer.Option("--gateway", callback=_http_url, help="Gateway base URL.")]
 PurposeOpt = Annotated[str, typer.Option("--purpose", help=f"Purpose of the query: {', '.join(_PURPOSES)}.")]
 CaseOpt = Annotated[str, typer.Option("--case-ref", help="Your case reference, e.g. CASE-2026-0042.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the gateway's raw JSON answer.")]

@@ -3,6 +3,10 @@
 Starts the development OIDC provider, three council adapters and the gateway as separate processes
 (logs under ``<data-dir>/logs``), asks for the family context of the planted ``mother_moved`` child as
 sw.stockport, prints it, and keeps serving. ``--no-serve`` stops everything after printing.
+
+Every file the demo and its children write is owner-only: the process umask is set to 077 before
+anything is built (children inherit it) and the data directory is made mode 0700, because the audit log
+holds query terms (personal data). Port options are range-checked (exit 2 with a message).
 """
 
 from __future__ import annotations
@@ -12,36 +16,60 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from familyctx.councils import DEMO_COUNCILS
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from familyctx.demo import Federation
+
+#: Highest TCP port; the demo's listeners: gateway, OIDC provider, one adapter per council.
+_MAX_PORT = 65535
+_LISTENERS = 2 + len(DEMO_COUNCILS)
 
 
 def demo(
-    data_dir: Annotated[Path, typer.Option(help="Where data, configs, logs and the audit log go.")] = Path(
-        "var/demo"
-    ),
-    people: Annotated[int, typer.Option(min=30, help="People to synthesise if data is absent.")] = 300,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 42,
+    data_dir: Annotated[
+        Path,
+        typer.Option(file_okay=False, help="Where data, configs, logs and the audit log go (a directory)."),
+    ] = Path("var/demo"),
+    people: Annotated[
+        int, typer.Option(min=30, max=1_000_000, help="People to synthesise if data is absent.")
+    ] = 300,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the synthetic data (0 or more).")] = 42,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the sample query.")] = False,
     base_port: Annotated[
-        int | None, typer.Option(help="Use ports BASE (gateway), BASE+1 (OIDC), BASE+2.. (adapters).")
+        int | None,
+        typer.Option(min=1024, max=_MAX_PORT - _LISTENERS + 1,
+                     help="Use ports BASE (gateway), BASE+1 (OIDC), BASE+2.. (adapters)."),
     ] = None,
-    gateway_port: Annotated[int | None, typer.Option(help="Gateway port (default 8000).")] = None,
-    oidc_port: Annotated[int | None, typer.Option(help="OIDC provider port (default 9000).")] = None,
+    gateway_port: Annotated[
+        int | None, typer.Option(min=1, max=_MAX_PORT, help="Gateway port (default 8000).")
+    ] = None,
+    oidc_port: Annotated[
+        int | None, typer.Option(min=1, max=_MAX_PORT, help="OIDC provider port (default 9000).")
+    ] = None,
     adapter_base_port: Annotated[
-        int | None, typer.Option(help="First adapter port; the others follow (default 50061).")
+        int | None,
+        typer.Option(min=1, max=_MAX_PORT - len(DEMO_COUNCILS) + 1,
+                     help="First adapter port; the others follow (default 50061)."),
     ] = None,
-    deadline_ms: Annotated[int, typer.Option(help="Gateway's deadline per adapter call, ms.")] = 2000,
-    ready_timeout: Annotated[float, typer.Option(help="Seconds each process may take to be ready.")] = 60.0,
+    deadline_ms: Annotated[
+        int, typer.Option(min=1, max=600_000, help="Gateway's deadline per adapter call, ms.")
+    ] = 2000,
+    ready_timeout: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Seconds each process may take to be ready.")
+    ] = 60.0,
 ) -> None:
     """Run the local federation demo (see docs/demo.md)."""
+    import os
     import signal
 
     from rich.console import Console
     from rich.markup import escape
 
-    from familyctx.councils import DEMO_COUNCILS
     from familyctx.demo import DemoError, Federation, FederationOptions, FederationPorts, run_sample_queries
+    from familyctx.demo.errors import DataDirError
     from familyctx.gateway_client import ClientError
 
     console = Console()
@@ -50,6 +78,12 @@ def demo(
     if adapter_base_port is not None:
         adapters = {c.gss_code: adapter_base_port + i for i, c in enumerate(DEMO_COUNCILS)}
     ports = FederationPorts(gateway_port or ports.gateway, oidc_port or ports.oidc, adapters)
+    clash = ports.clash()
+    if clash:
+        raise typer.BadParameter(clash, param_hint="'--base-port' / '--gateway-port' / '--oidc-port' / "
+                                                   "'--adapter-base-port'")
+    # Owner-only files for the demo and every child it starts (the audit log holds query terms).
+    os.umask(0o077)
     options = FederationOptions(people=people, seed=seed, deadline_ms=deadline_ms,
                                 ready_timeout_seconds=ready_timeout)
 
@@ -69,13 +103,16 @@ def demo(
                            scenarios_path=federation.layout.scenarios, console=console)
         if no_serve:
             return
-        console.print(_serving_message(federation), highlight=False)
+        _print_serving_message(federation, console)
         died = federation.supervisor.wait_any_exit()
         console.print(f"[bold red]the {died.name} process exited (code {died.exited()}); stopping.[/] "
                       f"Its log: {escape(str(died.log_path))}")
         exit_code = 1
     except KeyboardInterrupt:
         console.print("\nstopping…")
+    except DataDirError as exc:
+        console.print(f"[bold red]demo failed:[/] {escape(str(exc))}", highlight=False)
+        exit_code = 2
     except (DemoError, ClientError) as exc:
         console.print(f"[bold red]demo failed:[/] {escape(str(exc))}", highlight=False)
         exit_code = 1
@@ -85,28 +122,26 @@ def demo(
         raise typer.Exit(code=exit_code)
 
 
-def _serving_message(federation: Federation) -> str:
-    """What is running and commands to try, with the planted child's real identifiers."""
-    from familyctx.councils import DEMO_COUNCILS
+def _print_serving_message(federation: Federation, console: Console) -> None:
+    """What is running and commands to try, with the planted child's real identifiers. The commands
+    are printed unwrapped and unhighlighted, starting with the ``familyctx`` the user can run."""
+    from rich.markup import escape
+
     from familyctx.demo import load_scenario
+    from familyctx.demo.hints import cli_invocation, try_commands
 
     child = load_scenario(federation.layout.scenarios)["child"]
-    where = ""
-    if federation.issuer != "http://127.0.0.1:9000" or federation.gateway_url != "http://127.0.0.1:8000":
-        where = f" --issuer {federation.issuer} --gateway {federation.gateway_url}"
     adapters = ", ".join(f"{c.name} {federation.adapter_address(c.gss_code)}" for c in DEMO_COUNCILS)
-    return (
+    console.print(
         f"\n[bold green]Serving.[/] Gateway {federation.gateway_url} (OpenAPI at "
         f"{federation.gateway_url}/openapi.json); OIDC provider {federation.issuer}; adapters {adapters}.\n"
-        f"Logs: {federation.layout.log_dir}\nTry:\n"
-        f"  familyctx query search --user sw.stockport --family-name \"{child['family_name']}\" "
-        f"--dob {child['date_of_birth']} --purpose s47_enquiry --case-ref CASE-1{where}\n"
-        f"  familyctx query family-context --user tm.leeds --council {child['gss_code']} "
-        f"--person-id {child['local_person_id']} --purpose s17_assessment --case-ref CASE-2{where}\n"
-        f"  curl -H \"Authorization: Bearer $(familyctx token --user sw.stockport"
-        f"{' --issuer ' + federation.issuer if where else ''})\" {federation.gateway_url}/v1/sources\n"
-        "Press Ctrl-C to stop."
+        f"Logs: {escape(str(federation.layout.log_dir))}\nTry:",
+        highlight=False,
     )
+    for line in try_commands(cli_invocation(), child, issuer=federation.issuer,
+                             gateway_url=federation.gateway_url):
+        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    console.print("Press Ctrl-C to stop.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,13 +27,15 @@ def serve_command(
 
     import uvicorn
     from familyctx_gateway.app import create_app
+    from familyctx_gateway.errors import GatewayConfigError
     from familyctx_gateway.settings import load_settings
-    from pydantic import ValidationError
 
     try:
         settings = load_settings(config)
-    except (FileNotFoundError, ValidationError) as exc:
-        typer.echo(f"error: invalid gateway config: {exc}", err=True)
+    except GatewayConfigError as exc:
+        # One line per bad field, like ``familyctx adapter serve``; exit 2 (usage / configuration error).
+        for problem in exc.problems:
+            typer.echo(f"error: {exc.source}: {problem}", err=True)
         raise typer.Exit(code=2) from None
     if host is not None:
         settings.listen.host = host

@@ -9,6 +9,7 @@ import yaml
 
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.demo.layout import DataLayout, FederationPorts
+from familyctx.demo.supervisor import private_opener
 
 __all__ = ["write_adapter_configs", "write_gateway_config"]
 
@@ -18,8 +19,9 @@ def _sqlite_url(path: Path) -> str:
 
 
 def _write(path: Path, data: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", opener=private_opener) as out:  # owner-only (0600)
+        out.write(yaml.safe_dump(data, sort_keys=False))
     return path
 
 

@@ -29,3 +29,7 @@ class NotReadyError(DemoError):
 
 class DataBuildError(DemoError):
     """Building the synthetic data or preparing an adapter's indexes failed."""
+
+
+class DataDirError(DemoError):
+    """The data directory cannot be created or made private (a file in the way, no permission)."""

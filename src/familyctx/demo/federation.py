@@ -17,7 +17,7 @@ from familyctx.demo.configs import write_adapter_configs, write_gateway_config
 from familyctx.demo.errors import DataBuildError
 from familyctx.demo.layout import DataLayout, FederationPorts, check_ports_free
 from familyctx.demo.readiness import grpc_health_serving, http_ok, wait_until_ready
-from familyctx.demo.supervisor import ChildProcess, Supervisor, familyctx_argv
+from familyctx.demo.supervisor import ChildProcess, Supervisor, familyctx_argv, private_opener
 
 __all__ = ["Federation", "FederationOptions", "adapter_child_name"]
 
@@ -31,7 +31,8 @@ def adapter_child_name(council: DemoCouncil) -> str:
 class FederationOptions:
     """``people``/``seed``: synthetic data size and seed (the data is made "as of" today, so that
     sources look fresh); ``deadline_ms``: the gateway's per-adapter
-    deadline; ``ready_timeout_seconds``: how long each process may take to become ready."""
+    deadline; ``ready_timeout_seconds``: how long each process may take to become ready; ``umask``:
+    file-creation mask of every child (default 077: owner-only files, the audit log holds query terms)."""
 
     host: str = "127.0.0.1"
     people: int = 300
@@ -40,6 +41,7 @@ class FederationOptions:
     ready_timeout_seconds: float = 60.0
     step_timeout_seconds: float = 600.0
     grace_seconds: float = 5.0
+    umask: int = 0o077
 
 
 class Federation:
@@ -96,11 +98,11 @@ class Federation:
     def _run_step(self, what: str, args: list[str], log_name: str) -> None:
         log_path = self.layout.log_dir / log_name
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
+        with open(log_path, "ab", opener=private_opener) as log:
             try:
                 result = subprocess.run(
                     familyctx_argv(*args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=self.options.step_timeout_seconds, check=False,
+                    timeout=self.options.step_timeout_seconds, check=False, umask=self.options.umask,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise DataBuildError(f"{what} took longer than {exc.timeout:.0f} s; see {log_path}") from exc
@@ -109,8 +111,12 @@ class Federation:
             raise DataBuildError(f"{what} failed (exit {result.returncode}); see {log_path}:\n{tail}")
 
     def build(self) -> None:
-        """Synthesise the councils' data if absent, write configs, prepare each adapter's indexes."""
-        self.layout.root.mkdir(parents=True, exist_ok=True)
+        """Synthesise the councils' data if absent, write configs, prepare each adapter's indexes.
+
+        The data directory is made private first (mode 0700, owner-only contents); raises
+        :class:`~familyctx.demo.errors.DataDirError` when it cannot be.
+        """
+        self.layout.make_private()
         if self.layout.has_synthetic_data():
             self._report(f"using the synthetic data already in {self.layout.root} (delete it to rebuild)")
         else:
@@ -141,6 +147,7 @@ class Federation:
         """
         host = self.options.host
         self.check_ports()
+        self.layout.make_private()
         logs = self.layout.log_dir
         timeout = self.options.ready_timeout_seconds
         try:
@@ -148,7 +155,7 @@ class Federation:
                 "oidc",
                 familyctx_argv("oidc", "serve", "--host", host, "--port", str(self.ports.oidc),
                                "--state-dir", str(self.layout.oidc_state_dir)),
-                log_path=logs / "oidc.log",
+                log_path=logs / "oidc.log", umask=self.options.umask,
             )
             adapters = []
             for council in DEMO_COUNCILS:
@@ -156,7 +163,7 @@ class Federation:
                     adapter_child_name(council),
                     familyctx_argv("adapter", "serve", "--config", str(self.layout.adapter_config(council)),
                                    "--host", host, "--port", str(self.ports.adapters[council.gss_code])),
-                    log_path=logs / f"{adapter_child_name(council)}.log",
+                    log_path=logs / f"{adapter_child_name(council)}.log", umask=self.options.umask,
                 )
                 adapters.append((council, child))
             wait_until_ready(oidc, http_ok(f"{self.issuer}/.well-known/openid-configuration"),
@@ -168,7 +175,7 @@ class Federation:
                 "gateway",
                 familyctx_argv("gateway", "serve", "--config", str(self.layout.gateway_config),
                                "--host", host, "--port", str(self.ports.gateway)),
-                log_path=logs / "gateway.log",
+                log_path=logs / "gateway.log", umask=self.options.umask,
             )
             wait_until_ready(gateway, http_ok(f"{self.gateway_url}/readyz"), what="gateway",
                              timeout_seconds=timeout)
@@ -183,7 +190,8 @@ class Federation:
         name = adapter_child_name(council)
         previous = self.supervisor.children[name]
         self.supervisor.stop(name)
-        child = self.supervisor.start(name, previous.argv, log_path=previous.log_path)
+        child = self.supervisor.start(name, previous.argv, log_path=previous.log_path,
+                                      umask=self.options.umask)
         wait_until_ready(child, grpc_health_serving(self.adapter_address(gss_code)),
                          what=f"{council.name} adapter", timeout_seconds=self.options.ready_timeout_seconds)
 

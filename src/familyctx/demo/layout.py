@@ -3,18 +3,21 @@
 Layout of the data directory (default ``var/demo``): the synthetic warehouses written by
 ``familyctx synth`` (``<slug>.sqlite``, ``ground_truth.sqlite``, ``scenarios.json``), ``config/``
 (one YAML per adapter, ``gateway.yaml``), ``logs/`` (one log per child), ``oidc/`` (the provider's
-signing key) and ``audit.sqlite`` (the gateway's audit log).
+signing key) and ``audit.sqlite`` (the gateway's audit log). The directory is private: mode 0700, and
+everything in it owner-only (:meth:`DataLayout.make_private`), since the audit log holds query terms.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from familyctx.councils import DEMO_COUNCILS, DemoCouncil
-from familyctx.demo.errors import PortInUseError
+from familyctx.demo.errors import DataDirError, PortInUseError
 
 __all__ = ["DataLayout", "FederationPorts", "check_ports_free", "pick_free_ports"]
 
@@ -31,6 +34,15 @@ class FederationPorts:
     def from_base(cls, base: int) -> FederationPorts:
         """Consecutive ports: gateway ``base``, OIDC ``base+1``, adapters ``base+2`` onwards."""
         return cls(base, base + 1, {c.gss_code: base + 2 + i for i, c in enumerate(DEMO_COUNCILS)})
+
+    def clash(self) -> str | None:
+        """A message naming two listeners given the same port, or None when every port differs."""
+        seen: dict[int, str] = {}
+        for role, port in self.roles():
+            if port in seen:
+                return f"the {seen[port]} and the {role} would both use port {port}; choose different ports"
+            seen[port] = role
+        return None
 
     def roles(self) -> list[tuple[str, int]]:
         """(role description, port) for every listener, for port checks and messages."""
@@ -103,6 +115,29 @@ class DataLayout:
     @property
     def gateway_config(self) -> Path:
         return self.config_dir / "gateway.yaml"
+
+    def make_private(self) -> None:
+        """Create the data directory (and its ``config``, ``logs``, ``oidc``) with mode 0700 and take
+        group/other permissions off anything already in it (e.g. files from an older run).
+
+        Raises :class:`DataDirError` when it cannot (a file in the way, no permission).
+        """
+        try:
+            for directory in (self.root, self.config_dir, self.log_dir, self.oidc_state_dir):
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.root.chmod(0o700)
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                for name in (*dirnames, *filenames):
+                    path = os.path.join(dirpath, name)
+                    mode = os.lstat(path).st_mode
+                    if not stat.S_ISLNK(mode) and mode & 0o077:
+                        os.chmod(path, stat.S_IMODE(mode) & 0o700)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise DataDirError(
+                f"cannot use {self.root} as the demo's data directory ({reason} at {exc.filename}); "
+                "give --data-dir a directory you own (it is created if absent)"
+            ) from exc
 
     def has_synthetic_data(self) -> bool:
         """True when every council's warehouse and the scenarios file exist."""

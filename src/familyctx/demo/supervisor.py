@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChildProcess", "Supervisor", "familyctx_argv"]
+__all__ = ["ChildProcess", "Supervisor", "familyctx_argv", "private_opener"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,6 +51,11 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
     return hook
+
+
+def private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=)`` creating files with mode 0600 (logs may quote request details)."""
+    return os.open(path, flags, 0o600)
 
 
 @dataclass
@@ -105,12 +110,14 @@ class Supervisor:
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        umask: int = -1,
     ) -> ChildProcess:
-        """Start ``argv`` as child ``name``; stdout and stderr are appended to ``log_path``."""
+        """Start ``argv`` as child ``name``; stdout and stderr are appended to ``log_path`` (created
+        owner-only, 0600). ``umask``: the child's file-creation mask (-1: inherit this process's)."""
         if name in self.children and self.children[name].exited() is None:
             raise ValueError(f"a child named {name!r} is already running")
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(log_path, "ab")  # closed in stop()
+        log = open(log_path, "ab", opener=private_opener)  # closed in stop()
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         popen = subprocess.Popen(
             list(argv),
@@ -121,6 +128,7 @@ class Supervisor:
             cwd=cwd,
             start_new_session=True,
             preexec_fn=_die_with_parent_hook(),  # only calls prctl(2), resolved beforehand
+            umask=umask,
         )
         child = ChildProcess(name, list(argv), log_path, popen, log)
         self.children[name] = child

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, model_validator
 
+from familyctx.councils import GSS_CODE_PATTERN
 from familyctx.identifiers import normalise_nhs_number, normalise_postcode
 
 __all__ = ["EARLIEST_DATE_OF_BIRTH", "FamilyContextRequest", "Purpose", "SearchRequest", "SubjectRef"]
@@ -125,7 +126,9 @@ DateOfBirth = Annotated[
 GssCode = Annotated[
     StrictStr,
     Field(
-        pattern=r"^[EWSN][0-9]{8}$", description="ONS/GSS code of a local authority", examples=["E08000007"]
+        pattern=GSS_CODE_PATTERN,
+        description="ONS/GSS code of a local authority: E followed by 8 digits",
+        examples=["E08000007"],
     ),
 ]
 LocalPersonId = Annotated[

@@ -1,0 +1,103 @@
+"""Gateway configuration errors: one plain line per bad field (no pydantic dump), adapter addresses checked
+as host:port, and the GSS code rule and wording shared with the adapter (familyctx.config_types)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from familyctx_adapter.errors import AdapterConfigError
+from familyctx_adapter.settings import load_settings as load_adapter_settings
+from familyctx_gateway.errors import GatewayConfigError
+from familyctx_gateway.settings import AdapterTarget, load_settings
+
+from familyctx.config_types import HOST_PORT_RULE
+from familyctx.councils import GSS_CODE_RULE
+
+BAD = """\
+listen: {host: 127.0.0.1, port: 99999}
+oidc: {issuer: "http://127.0.0.1:9000", audience: familyctx-gateway, algorithms: [HS256]}
+adapters:
+  - {gss_code: W06000015, name: Cardiff, address: "127.0.0.1:50061"}
+  - {gss_code: E08000007, name: Stockport, address: "127.0.0.1"}
+  - {gss_code: E08000035, name: Leeds, address: "adapter-leeds:50062", deadline: 500}
+"""
+
+
+def test_every_bad_field_is_one_plain_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(BAD)
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(config)
+    assert err.value.source == f"gateway config {config}"
+    assert err.value.problems == [
+        "listen.port: Input should be less than or equal to 65535",
+        "oidc.algorithms: only asymmetric algorithms are allowed, got ['HS256']",
+        f"adapters[0].gss_code: {GSS_CODE_RULE}",
+        f"adapters[1].address: {HOST_PORT_RULE}",
+        "adapters[2].deadline: is not a known setting; remove it or check its spelling",
+    ]
+    text = str(err.value)
+    for raw in ("_FromFile", "pydantic.dev", "validation error", "input_value"):
+        assert raw not in text
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("listen: [1, 2\n", "(file): is not valid UTF-8 YAML (line 2, column 1)"),
+        ("- just\n- a list\n", "(file): must be a YAML mapping (listen, oidc, adapters, ...)"),
+        ("adapters:\n  - {name: Stockport, address: 'a:1'}\n", "adapters[0].gss_code: is required"),
+    ],
+)
+def test_unusable_files_say_why(tmp_path: Path, content: str, problem: str) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(content)
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(config)
+    assert err.value.problems == [problem]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1:50061", "adapter-leeds:50051", "familyctx-adapter.ns.svc.cluster.local:50051", "[::1]:1"],
+)
+def test_good_adapter_addresses(address: str) -> None:
+    assert AdapterTarget(gss_code="E08000007", name="Stockport", address=address).address == address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:65536",
+        "adapter:port",
+        ":50061",
+        "::1:50061",
+        "a b:1",
+        "host:-1",
+        "http://127.0.0.1:50061",
+        "",
+    ],
+)
+def test_bad_adapter_addresses(address: str) -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(adapters=[{"gss_code": "E08000007", "name": "Stockport", "address": address}])
+    assert err.value.problems == [f"adapters[0].address: {HOST_PORT_RULE}"]
+
+
+@pytest.mark.parametrize("code", ["W06000015", "E0800000", "E080000071", "e08000007", "Stockport"])
+def test_gss_code_rule_and_wording_match_the_adapter(tmp_path: Path, code: str) -> None:
+    adapter_config = tmp_path / "adapter.yaml"
+    adapter_config.write_text(
+        f"council: {{gss_code: {code}, name: Stockport, dfe_la_number: 356}}\n"
+        "cms: systemc\ndatabase_url: sqlite:///x.sqlite\n"
+    )
+    with pytest.raises(AdapterConfigError) as adapter_err:
+        load_adapter_settings(adapter_config)
+    with pytest.raises(GatewayConfigError) as gateway_err:
+        load_settings(adapters=[{"gss_code": code, "name": "Stockport", "address": "127.0.0.1:50061"}])
+    assert "E followed by 8 digits" in GSS_CODE_RULE
+    assert f"council.gss_code: {GSS_CODE_RULE}" in str(adapter_err.value)
+    assert gateway_err.value.problems == [f"adapters[0].gss_code: {GSS_CODE_RULE}"]
