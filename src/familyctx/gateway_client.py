@@ -55,8 +55,10 @@ class GatewayHttpError(ClientError):
 
     def __str__(self) -> str:
         hints = {
+            400: "the request body could not be read as JSON",
             401: "the access token was refused: get a fresh one with `familyctx token --user NAME`",
             403: "your role may not make this request",
+            404: "nothing by that id: search again and choose a result",
             413: "the request is too large",
             422: "the request is not valid",
             503: "the gateway could not record the audit entry, so it returned no data; try again later",
