@@ -157,11 +157,12 @@ class AdapterClient:
         rpc: Callable[..., Awaitable[Any]] = getattr(self.transport, method)
         started = time.perf_counter()
         try:
-            # gRPC enforces the deadline; wait_for is a backstop for transports that do not.
+            # gRPC enforces the deadline; the timeout is a backstop for transports that do not.
+            # asyncio.timeout, not wait_for: wait_for (Python 3.11) wraps the call in a task of its own,
+            # one more task and loop pass per call to a council.
             seconds = deadline_ms / 1000
-            response = await asyncio.wait_for(
-                rpc(request, deadline_seconds=seconds, metadata=metadata), timeout=seconds + 0.5
-            )
+            async with asyncio.timeout(seconds + 0.5):
+                response = await rpc(request, deadline_seconds=seconds, metadata=metadata)
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
                 result = CallResult(

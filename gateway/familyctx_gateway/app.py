@@ -1,7 +1,8 @@
 """The composition root: :func:`create_app` builds the FastAPI application from :class:`GatewaySettings`.
 
 Nothing connects at import. At startup (lifespan) the app opens one gRPC channel per configured
-adapter, creates the audit schema, and tries once to load the issuer's JWKS; at shutdown it closes them.
+adapter, creates the audit schema, and tries once to load every trusted issuer's JWKS; at shutdown it
+closes them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from familyctx_gateway.adapter_client import Federation, TransportFactory
 from familyctx_gateway.api.routes import family_context, health, searches, sources
 from familyctx_gateway.audit import AuditStore
-from familyctx_gateway.auth import JwksCache, TokenValidator
+from familyctx_gateway.auth import TokenValidator, TrustedIssuers
 from familyctx_gateway.errors import install_error_handlers
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
 from familyctx_gateway.settings import GatewaySettings
@@ -31,7 +32,7 @@ class GatewayContext:
     settings: GatewaySettings
     federation: Federation
     audit: AuditStore
-    jwks: JwksCache
+    jwks: TrustedIssuers
     tokens: TokenValidator
 
 
@@ -50,15 +51,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = oidc_http or httpx.AsyncClient(timeout=settings.oidc.http_timeout_seconds)
+        http = oidc_http or httpx.AsyncClient()  # each issuer sets its own timeout per request
         audit = AuditStore(settings.audit_database_url)
         audit.create_schema()
         federation = Federation.open(settings.adapters, transport_factory)
-        jwks = JwksCache(settings.oidc, http=http)
-        await jwks.refresh(force=True)  # best effort: the issuer may start after the gateway
-        app.state.gateway = GatewayContext(
-            settings, federation, audit, jwks, TokenValidator(settings.oidc, jwks)
-        )
+        jwks = TrustedIssuers(settings.oidc, http=http)
+        await jwks.refresh(force=True)  # best effort: an issuer may start after the gateway
+        app.state.gateway = GatewayContext(settings, federation, audit, jwks, TokenValidator(jwks))
         try:
             yield
         finally:

@@ -50,6 +50,11 @@ audit_events = sa.Table(
 )
 
 
+#: One compiled INSERT, parameters bound per record (not ``insert().values(**row)``, a new statement
+#: object per record).
+_INSERT = audit_events.insert()
+
+
 class AuditOutcome(StrEnum):
     success = "success"  # every council answered
     partial = "partial"  # answered, but at least one council was unavailable, timed out or failed
@@ -106,11 +111,15 @@ class AuditStore:
         parsed = make_url(url)
         if parsed.drivername == "postgresql":  # psycopg 3 is the driver this project installs
             parsed = parsed.set(drivername="postgresql+psycopg")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
+            # No pool_pre_ping: a SQLite connection is a file handle that cannot go stale, and the
+            # extra ``SELECT 1`` on every checkout cost a statement per audit record.
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_pre_ping"] = True  # a server may drop idle connections; find out before the write
         self.engine = sa.create_engine(parsed, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_durable_wal)
@@ -123,7 +132,7 @@ class AuditStore:
         row = asdict(event)
         row["outcome"] = event.outcome.value
         with self.engine.begin() as conn:  # commits on exit, rolls back on error
-            conn.execute(audit_events.insert().values(**row))
+            conn.execute(_INSERT, row)
 
     async def record(self, event: AuditEvent) -> None:
         """Commit ``event``. Raises :class:`AuditWriteFailed` when it is not durably written."""

@@ -1,46 +1,55 @@
-"""Bearer access token validation (RFC 6750, RFC 7519, RFC 8725) against the issuer's JWKS.
+"""Bearer access token validation (RFC 6750, RFC 7519, RFC 8725, RFC 9068) for several trusted issuers.
 
-Keys are found by OpenID Connect Discovery 1.0 (``<issuer>/.well-known/openid-configuration`` ->
-``jwks_uri``). The key set is cached; a token with an unknown ``kid`` triggers one refresh, at most
-once per ``jwks_refresh_min_interval_seconds``; when a refresh fails the last good keys are kept.
+The token's ``iss`` is read unverified only to choose the issuer's configuration and keys
+(:mod:`familyctx_gateway.jwks`); everything is then verified against that issuer alone. Policy and
+reasons: docs/access-control.md, "Identity and tokens".
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
-from familyctx_gateway.errors import GatewayError, InvalidToken
+from familyctx.councils import check_gss_code
+from familyctx_gateway.errors import Forbidden, InvalidToken
+from familyctx_gateway.jwks import IssuerKeys, NoUsableKey, TrustedIssuers
 from familyctx_gateway.observability import current_request_id
 from familyctx_gateway.settings import ASYMMETRIC_ALGORITHMS, OidcSettings
 
-__all__ = ["JwksCache", "KeysUnavailable", "Principal", "TokenValidator", "reject_token"]
+__all__ = ["NoRoles", "Principal", "TokenValidator", "TrustedIssuers", "reject_token"]
 
 log = logging.getLogger("familyctx_gateway.auth")
 
+#: Longest token read at all (a Keycloak token with many roles is a few KiB).
+MAX_TOKEN_CHARS = 16 * 1024
+#: Longest identifier kept for the audit record (its columns are 200 characters).
+_MAX_ID_CHARS = 200
 
-class KeysUnavailable(GatewayError):
-    """The issuer's discovery document or JWKS could not be fetched and no good keys are cached."""
 
-    status = 503
-    detail = "Token keys unavailable; try again shortly"
+class NoRoles(Forbidden):
+    """A valid token that carries no roles (claim absent or empty): authenticated, allowed nothing.
+
+    403 with the RFC 6750 section 3.1 ``insufficient_scope`` challenge.
+    """
+
+    detail = "Your access token carries no role for this service"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is asking, from a validated access token (claims per interfaces.md).
 
-    ``sub``: subject; ``organisation``: GSS code of the user's council; ``client``: ``azp``.
+    ``sub``: subject; ``organisation``: GSS code of the user's council (empty for service clients);
+    ``client``: the OAuth client (``client_id``, or ``azp``); ``jti``: the token id; ``issuer``: ``iss``.
     """
 
     sub: str
@@ -49,154 +58,177 @@ class Principal:
     roles: tuple[str, ...]
     client: str
     jti: str
+    issuer: str = ""
 
     def has_any_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
 
 
-def reject_token(reason: str) -> NoReturn:
+def reject_token(reason: str, issuer: str | None = None) -> NoReturn:
     """Log why a token was refused (our fixed wording or an exception class name: never a claim value)
-    with the request id the caller was given, so a user's report can be traced; raise InvalidToken."""
-    log.info("token rejected request_id=%s reason=%s", current_request_id(), reason.replace(" ", "_"))
+    with the request id the caller was given, so a user's report can be traced; raise InvalidToken.
+
+    ``issuer`` is only ever a *configured* issuer, never the unverified ``iss`` of a refused token.
+    """
+    log.info(
+        "token rejected request_id=%s reason=%s issuer=%s",
+        current_request_id(),
+        reason.replace(" ", "_"),
+        issuer or "-",
+    )
     raise InvalidToken()
 
 
-class JwksCache:
-    """The issuer's signing keys, fetched by discovery and refreshed on an unknown ``kid``.
+def claim_at(claims: dict[str, Any], path: str) -> Any:
+    """The value at a dotted ``path`` (``realm_access.roles``), or None when any step is missing."""
+    value: Any = claims
+    for name in path.split("."):
+        if not isinstance(value, dict) or name not in value:
+            return None
+        value = value[name]
+    return value
 
-    ``http`` is the httpx client used for fetching (tests may pass one with a custom transport).
-    Raises :class:`KeysUnavailable` from :meth:`key_set` when nothing good has ever been loaded.
+
+def _unverified(token: str) -> tuple[dict[str, Any], str]:
+    """The protected header and the ``iss`` claim, unverified (only to choose the issuer).
+
+    Raises ValueError (fixed wording), a JoseError/UnicodeError subclass, or RecursionError.
     """
+    if len(token) > MAX_TOKEN_CHARS:
+        raise ValueError("token too long")
+    if token.count(".") != 2:
+        raise ValueError("not a compact JWS")
+    compact = extract_compact(token.encode("ascii"))
+    payload = json.loads(compact.payload)
+    iss = payload.get("iss") if isinstance(payload, dict) else None
+    if not isinstance(iss, str):
+        raise ValueError("iss missing")
+    return dict(compact.protected), iss
 
-    def __init__(self, settings: OidcSettings, *, http: httpx.AsyncClient) -> None:
-        self._settings = settings
-        self._http = http
-        self._keys: KeySet | None = None
-        self._last_refresh = float("-inf")
-        self._last_unknown_kid_refresh = float("-inf")
-        self._lock = asyncio.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._keys is not None
+def _check_type(header: dict[str, Any], claims: dict[str, Any], settings: OidcSettings) -> str | None:
+    """RFC 9068 section 4 / Keycloak token type checks; the reason when refused, else None."""
+    typ = header.get("typ")
+    if typ is not None and not isinstance(typ, str):
+        return "typ_not_a_string"
+    media = typ.lower().removeprefix("application/") if typ is not None else None
+    if settings.rfc9068:
+        return None if media == "at+jwt" else "typ_not_at+jwt"
+    if media not in (None, "jwt", "at+jwt"):
+        return "typ_not_an_access_token"
+    if "typ" in claims and claims["typ"] != "Bearer":
+        return "keycloak_typ_claim_not_bearer"  # Keycloak ID tokens say "ID", refresh tokens "Refresh"
+    return None
 
-    async def _fetch(self) -> KeySet:
-        discovery_url = self._settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        resp = await self._http.get(discovery_url)
-        resp.raise_for_status()
-        document = resp.json()
-        if document.get("issuer") != self._settings.issuer:
-            # OIDC Discovery 1.0 section 4.3: the issuer in the document must match exactly.
-            raise ValueError("discovery document issuer does not match the configured issuer")
-        jwks_resp = await self._http.get(document["jwks_uri"])
-        jwks_resp.raise_for_status()
-        return KeySet.import_key_set(jwks_resp.json())
 
-    async def refresh(self, *, force: bool = False) -> bool:
-        """Fetch the key set now. Returns True when keys are loaded (new ones, or the last good ones).
+def _client(claims: dict[str, Any], settings: OidcSettings) -> str | None:
+    """The client id: RFC 9068 ``client_id`` (required), Keycloak ``azp`` (or ``client_id``).
 
-        Without ``force``, while no keys were ever loaded, attempts are spaced by at least one second
-        (the issuer may start after the gateway).
-        """
-        async with self._lock:
-            now = time.monotonic()
-            if not force and self._keys is None and now - self._last_refresh < 1.0:
-                return False
-            self._last_refresh = now
-            try:
-                self._keys = await self._fetch()
-                log.info("jwks loaded keys=%d", len(self._keys.keys))
-            except (httpx.HTTPError, ValueError, KeyError, JoseError, json.JSONDecodeError) as exc:
-                log.warning(
-                    "jwks refresh failed request_id=%s error=%s keeping_last_good=%s",
-                    current_request_id(),
-                    type(exc).__name__,
-                    self._keys is not None,
-                )
-            return self._keys is not None
-
-    async def _refresh_for_unknown_kid(self) -> bool:
-        """One refresh per ``jwks_refresh_min_interval_seconds`` at most, however many unknown kids arrive."""
-        now = time.monotonic()
-        if now - self._last_unknown_kid_refresh < self._settings.jwks_refresh_min_interval_seconds:
-            return False
-        self._last_unknown_kid_refresh = now
-        return await self.refresh(force=True)
-
-    async def key_for(self, kid: str) -> Any:
-        """The key with id ``kid``; refreshes once (rate-limited) when it is unknown.
-
-        Raises :class:`InvalidToken` when no such key exists, :class:`KeysUnavailable` when no keys load.
-        """
-        if self._keys is None:
-            await self.refresh()
-        if self._keys is None:
-            raise KeysUnavailable()
-        key = self._find(kid)
-        if key is None and await self._refresh_for_unknown_kid():
-            key = self._find(kid)
-        if key is None:
-            reject_token("unknown_kid")
-        return key
-
-    def _find(self, kid: str) -> Any:
-        assert self._keys is not None
-        for key in self._keys.keys:
-            if key.kid == kid:
-                return key
+    None when it is missing, not a string, or when ``azp`` and ``client_id`` disagree.
+    """
+    client_id, azp = claims.get("client_id"), claims.get("azp")
+    if client_id is not None and azp is not None and client_id != azp:
         return None
+    client = client_id if settings.rfc9068 else (azp or client_id)
+    return client if isinstance(client, str) and client else None
 
 
 class TokenValidator:
     """Validates a compact JWS access token and returns the :class:`Principal`.
 
-    Checks, in order: three-part compact JWS, ``alg`` in the asymmetric allowlist (never ``none`` or
-    ``HS*``), ``kid`` present and known, signature, ``iss``, ``aud``, ``exp``/``nbf``/``iat`` with leeway,
-    ``sub`` and ``jti`` present. Every failure raises :class:`InvalidToken`; the reason is logged (no
-    claims values), never returned to the caller.
+    Checks, in order: size and compact JWS form; ``iss`` (unverified) names a configured issuer; ``alg``
+    in that issuer's asymmetric allowlist (never ``none`` or ``HS*``); ``typ`` for the issuer's
+    ``token_profile``; ``kid`` known to that issuer (one shared, rate-limited refresh when not);
+    signature with that key only; ``iss``, ``aud``, ``exp``/``nbf``/``iat`` (leeway), ``sub``, ``jti``;
+    the client (``client_id``/``azp``); roles at ``roles_claim``; organisation (a GSS code; within
+    ``organisations`` when set). Raises :class:`InvalidToken` (401; reason logged, never returned) or
+    a valid token without roles gives a Principal with no roles, refused with :class:`NoRoles` (403)
+    where the request is handled, so that personal-data requests audit the refusal.
     """
 
-    def __init__(self, settings: OidcSettings, jwks: JwksCache) -> None:
-        self._settings = settings
-        self._jwks = jwks
-        self._algorithms = [a for a in settings.algorithms if a in ASYMMETRIC_ALGORITHMS]
+    def __init__(self, issuers: TrustedIssuers) -> None:
+        self._issuers = issuers
 
     async def validate(self, token: str) -> Principal:
         try:
-            if token.count(".") != 2:
-                raise ValueError("not a compact JWS")
-            header = extract_compact(token.encode("ascii")).protected
-            alg, kid = header.get("alg"), header.get("kid")
-            if alg not in self._algorithms:
-                raise ValueError("algorithm not allowed")
-            if not isinstance(kid, str) or not kid:
-                raise ValueError("kid missing")
-        except (ValueError, UnicodeError, JoseError) as exc:
+            header, iss = _unverified(token)
+        except (ValueError, UnicodeError, JoseError, RecursionError) as exc:
             # Our own ValueErrors carry fixed wording; library errors (subclasses) are named by class only.
+            # RecursionError: JSON nested thousands deep, which must be a 401, not a 500.
             reject_token(str(exc) if type(exc) is ValueError else type(exc).__name__)
-        key = await self._jwks.key_for(kid)
+        keys = self._issuers.get(iss)
+        if keys is None:
+            reject_token("unknown_issuer")
+        settings = keys.settings
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in settings.algorithms or alg not in ASYMMETRIC_ALGORITHMS:
+            reject_token("algorithm_not_allowed", iss)
+        if not isinstance(kid, str) or not kid:
+            reject_token("kid_missing", iss)
+        claims = await self._verified_claims(token, keys, alg, kid)
+        problem = _check_type(header, claims, settings)
+        if problem:
+            reject_token(problem, iss)
+        return self._principal(claims, settings)
+
+    async def _verified_claims(self, token: str, keys: IssuerKeys, alg: str, kid: str) -> dict[str, Any]:
+        settings = keys.settings
         try:
-            decoded = jwt.decode(token, key, algorithms=self._algorithms)
-            registry = jwt.JWTClaimsRegistry(
-                leeway=self._settings.leeway_seconds,
-                iss={"essential": True, "value": self._settings.issuer},
-                aud={"essential": True, "value": self._settings.audience},
+            key = await keys.key_for(kid)
+        except NoUsableKey as exc:
+            reject_token(exc.reason, settings.issuer)
+        if key.get("alg") not in (None, alg):
+            reject_token("alg_differs_from_the_key", settings.issuer)  # RFC 8725 section 3.1
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+            jwt.JWTClaimsRegistry(
+                leeway=settings.leeway_seconds,
+                iss={"essential": True, "value": settings.issuer},
+                aud={"essential": True, "value": settings.audience},
                 exp={"essential": True},
+                iat={"essential": True},
                 sub={"essential": True},
                 jti={"essential": True},
-            )
-            registry.validate(decoded.claims)
+            ).validate(decoded.claims)
         except (JoseError, ValueError) as exc:
-            reject_token(type(exc).__name__)
-        claims = decoded.claims
-        roles = claims.get("roles") or []
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            reject_token("roles_not_a_list")
+            reject_token(type(exc).__name__, settings.issuer)
+        return dict(decoded.claims)
+
+    def _principal(self, claims: dict[str, Any], settings: OidcSettings) -> Principal:
+        iss = settings.issuer
+        client = _client(claims, settings)
+        if client is None:
+            reject_token("client_missing_or_ambiguous", iss)
+        roles = claim_at(claims, settings.roles_claim)
+        if roles is not None and (not isinstance(roles, list) or not all(isinstance(r, str) for r in roles)):
+            reject_token("roles_not_a_list_of_strings", iss)
+        organisation = claim_at(claims, settings.organisation_claim) or ""
+        if not isinstance(organisation, str) or (organisation and not _is_gss_code(organisation)):
+            reject_token("organisation_not_a_gss_code", iss)
+        if settings.organisations and organisation not in settings.organisations:
+            reject_token("organisation_not_trusted_from_this_issuer", iss)
+        name = claims.get("name") or claims.get("preferred_username") or ""
+        values = (claims["sub"], claims["jti"], client, name)
+        if not isinstance(name, str) or any(len(v) > _MAX_ID_CHARS for v in values):
+            reject_token("claim_too_long", iss)
+        if not roles:
+            # Valid token, no role here: the caller is known, so the refusal (403) is made where it can be
+            # audited (api/auditing.py for personal-data requests; require_role for the rest).
+            log.info("token without roles request_id=%s issuer=%s", current_request_id(), iss)
         return Principal(
-            sub=str(claims["sub"]),
-            name=str(claims.get("name") or claims.get("preferred_username") or ""),
-            organisation=str(claims.get("organisation") or ""),
-            roles=tuple(roles),
-            client=str(claims.get("azp") or claims.get("client_id") or ""),
-            jti=str(claims["jti"]),
+            sub=claims["sub"],
+            name=name,
+            organisation=organisation,
+            roles=tuple(roles or ()),
+            client=client,
+            jti=claims["jti"],
+            issuer=iss,
         )
+
+
+def _is_gss_code(value: str) -> bool:
+    try:
+        check_gss_code(value)
+    except ValueError:
+        return False
+    return True

@@ -6,11 +6,13 @@ delimiter ``__``, e.g. ``FAMILYCTX_GATEWAY_OIDC__AUDIENCE``), the YAML file, def
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +28,7 @@ __all__ = [
     "GatewaySettings",
     "ListenSettings",
     "OidcSettings",
+    "TokenProfile",
     "load_settings",
 ]
 
@@ -47,16 +50,47 @@ class ListenSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
-class OidcSettings(_Section):
-    """The OIDC provider whose access tokens the gateway accepts (RFC 8414 / OIDC Discovery 1.0)."""
+#: How an issuer marks its access tokens. ``rfc9068``: header ``typ`` must be ``at+jwt`` and the client
+#: is the ``client_id`` claim (RFC 9068 sections 2.1, 2.2 and 4). ``keycloak``: header ``typ`` ``JWT``,
+#: absent or ``at+jwt``, a ``typ`` claim (when present) must be ``Bearer`` (Keycloak marks ID and refresh
+#: tokens ``ID`` / ``Refresh``), and the client is ``azp`` (or ``client_id``).
+TokenProfile = Literal["rfc9068", "keycloak"]
 
-    issuer: str = "http://127.0.0.1:9000"
-    audience: str = "familyctx-gateway"
+_CLAIM_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+
+
+class OidcSettings(_Section):
+    """One trusted OpenID provider (issuer) whose access tokens the gateway accepts (docs/access-control.md).
+
+    Keys come from ``jwks_uri`` or, when it is not set, from OIDC Discovery 1.0
+    (``<issuer>/.well-known/openid-configuration``). ``roles_claim`` / ``organisation_claim`` are dotted
+    paths into the token's claims (``roles``, ``realm_access.roles``,
+    ``resource_access.familyctx-gateway.roles``). Times are seconds.
+    """
+
+    issuer: str = Field(default="http://127.0.0.1:9000", min_length=1)
+    audience: str = Field(default="familyctx-gateway", min_length=1)
+    #: The issuer's JWKS (RFC 7517) address; default: found by discovery.
+    jwks_uri: str | None = None
+    token_profile: TokenProfile = "rfc9068"  # noqa: S105 (a token format, not a secret)
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256"])
+    roles_claim: str = "roles"
+    organisation_claim: str = "organisation"
+    #: When not empty, the only organisations (GSS codes) this issuer may vouch for.
+    organisations: list[GssCode] = Field(default_factory=list)
     leeway_seconds: int = Field(default=60, ge=0, le=300)
-    #: Minimum seconds between two JWKS refreshes triggered by unknown key ids.
+    #: Keys older than this are re-fetched on the next request (a failed fetch keeps the old ones).
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    #: Last good keys are used for at most this long after they were fetched, then tokens get 401.
+    max_cached_key_age_seconds: float = Field(default=3600.0, gt=0)
+    #: Minimum seconds between two key fetches triggered by requests (unknown ``kid``, old keys).
     jwks_refresh_min_interval_seconds: float = Field(default=30.0, ge=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    @property
+    def rfc9068(self) -> bool:
+        """True for the ``rfc9068`` token profile (``typ: at+jwt`` and ``client_id`` required)."""
+        return self.token_profile == "rfc9068"  # noqa: S105 (a token format, not a secret)
 
     @field_validator("algorithms")
     @classmethod
@@ -65,6 +99,26 @@ class OidcSettings(_Section):
         if bad or not value:
             raise ValueError(f"only asymmetric algorithms are allowed, got {bad or 'none'}")
         return value
+
+    @field_validator("roles_claim", "organisation_claim")
+    @classmethod
+    def _claim_path(cls, value: str) -> str:
+        if not _CLAIM_PATH.fullmatch(value):
+            raise ValueError("must be a claim name or a dotted path such as realm_access.roles")
+        return value
+
+    @field_validator("jwks_uri")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL, for example https://login.example/realms/x/certs")
+        return value
+
+    @model_validator(mode="after")
+    def _cache_within_max_age(self) -> OidcSettings:
+        if self.jwks_cache_seconds > self.max_cached_key_age_seconds:
+            raise ValueError("jwks_cache_seconds must not exceed max_cached_key_age_seconds")
+        return self
 
 
 class AdapterTarget(_Section):
@@ -86,7 +140,8 @@ class GatewaySettings(BaseSettings):
 
     listen: ListenSettings = Field(default_factory=ListenSettings)
     audit_database_url: str = "sqlite:///var/demo/audit.sqlite"
-    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    #: Trusted issuers. YAML: one mapping (a single issuer, the original shape) or a list of them.
+    oidc: list[OidcSettings] = Field(default_factory=lambda: [OidcSettings()], min_length=1)
     adapters: list[AdapterTarget] = Field(default_factory=list)
     #: Requests with a larger body are refused with 413.
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
@@ -95,6 +150,19 @@ class GatewaySettings(BaseSettings):
     #: Candidates asked of each adapter per FindPeople.
     max_results_per_source: int = Field(default=25, gt=0, le=200)
     log_level: str = "INFO"
+
+    @field_validator("oidc", mode="before")
+    @classmethod
+    def _one_issuer_or_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict | OidcSettings) else value
+
+    @field_validator("oidc")
+    @classmethod
+    def _unique_issuers(cls, value: list[OidcSettings]) -> list[OidcSettings]:
+        issuers = [o.issuer for o in value]
+        if len(issuers) != len(set(issuers)):
+            raise ValueError("each issuer may be configured once")
+        return value
 
     @field_validator("adapters")
     @classmethod
@@ -120,17 +188,43 @@ class GatewaySettings(BaseSettings):
         )
 
 
+_NESTED_OIDC_ENV = "FAMILYCTX_GATEWAY_OIDC__"
+
+
+def _problems(exc: ValidationError, oidc_input: Any) -> list[str]:
+    """Config problems, naming a single-issuer ``oidc`` mapping as written (``oidc.x``, not ``oidc[0].x``)."""
+    problems = config_problems(exc)
+    if isinstance(oidc_input, dict | OidcSettings) or oidc_input is None:
+        problems = [re.sub(r"^oidc\[0\](?=[.:])", "oidc", p) for p in problems]
+    return problems
+
+
+def _check_nested_oidc_env(oidc_input: Any, where: str) -> None:
+    # FAMILYCTX_GATEWAY_OIDC__<KEY> overrides one key of a single issuer; against a list it would
+    # silently replace every configured issuer by one default issuer.
+    nested = sorted(k for k in os.environ if k.upper().startswith(_NESTED_OIDC_ENV))
+    if isinstance(oidc_input, list) and nested:
+        raise GatewayConfigError(
+            where,
+            [f"oidc: is a list of issuers, so {nested[0]} cannot override one key; set "
+             "FAMILYCTX_GATEWAY_OIDC to the whole list as JSON, or change the file"],
+        )
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> GatewaySettings:
     """Read settings from ``config_file`` (YAML, interfaces.md shape), environment and ``overrides``.
 
-    Raises :class:`GatewayConfigError` when the file is missing, is not a YAML mapping, or any value
-    is invalid (``problems`` lists each bad field as ``"adapters[0].address: must be host:port ..."``).
+    ``oidc`` may be one issuer mapping or a list of them. Raises :class:`GatewayConfigError` when the
+    file is missing, is not a YAML mapping, or any value is invalid (``problems`` lists each bad field
+    as ``"adapters[0].address: must be host:port ..."``), or when ``FAMILYCTX_GATEWAY_OIDC__*``
+    variables are set while ``oidc`` is a list.
     """
     if config_file is None:
+        _check_nested_oidc_env(overrides.get("oidc"), "gateway settings")
         try:
             return GatewaySettings(**overrides)
         except ValidationError as exc:
-            raise GatewayConfigError("gateway settings", config_problems(exc)) from None
+            raise GatewayConfigError("gateway settings", _problems(exc, overrides.get("oidc"))) from None
     path = Path(config_file)
     where = f"gateway config {path}"
     if not path.is_file():
@@ -143,6 +237,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ga
         raise GatewayConfigError(where, [f"(file): is not valid UTF-8 YAML{at}"]) from None
     if loaded is not None and not isinstance(loaded, dict):
         raise GatewayConfigError(where, ["(file): must be a YAML mapping (listen, oidc, adapters, ...)"])
+    oidc_input = overrides["oidc"] if "oidc" in overrides else (loaded or {}).get("oidc")
+    _check_nested_oidc_env(oidc_input, where)
 
     class _FromFile(GatewaySettings):
         model_config = SettingsConfigDict(yaml_file=str(path))
@@ -150,4 +246,4 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ga
     try:
         return _FromFile(**overrides)
     except ValidationError as exc:
-        raise GatewayConfigError(where, config_problems(exc)) from None
+        raise GatewayConfigError(where, _problems(exc, oidc_input)) from None

@@ -125,7 +125,8 @@ async def test_gateway_is_not_ready_until_keys_load(issuer: TestIssuer, tmp_path
         assert resp.status_code == 503
         assert resp.json()["checks"]["jwks"] == "not loaded"
         resp = await gw.client.post("/v1/searches", json=SEARCH, headers=gw.auth())
-        assert resp.status_code == 503  # keys unavailable: cannot tell a good token from a bad one
+        assert resp.status_code == 401  # no keys: the token cannot be verified (never a 5xx)
+        assert resp.headers["www-authenticate"] == 'Bearer error="invalid_token"'
         issuer.failing = False
         assert await gw.app.state.gateway.jwks.refresh(force=True)
         assert (await gw.client.get("/readyz")).status_code == 200

@@ -180,8 +180,8 @@ def test_gateway_configs_point_at_the_compose_adapters_and_identity_providers(
     for service, issuer in expected_issuer.items():
         source = _mounts(services[service])["/etc/familyctx/gateway.yaml"]
         settings = load_settings(REPO / source)
-        assert settings.oidc.issuer == issuer
-        assert settings.oidc.audience == "familyctx-gateway"
+        assert settings.oidc[0].issuer == issuer
+        assert settings.oidc[0].audience == "familyctx-gateway"
         assert settings.listen.host == "0.0.0.0"
         assert {(a.gss_code, a.address) for a in settings.adapters} == {
             (c.gss_code, f"adapter-{c.slug}:{ADAPTER_PORT_IN_CONTAINER}") for c in DEMO_COUNCILS

@@ -184,7 +184,7 @@ def test_central_overlay_lists_every_council_adapter(monkeypatch: pytest.MonkeyP
     assert {(a.gss_code, a.address) for a in settings.adapters} == {
         (c.gss_code, f"familyctx-adapter.familyctx-{c.slug}.svc.cluster.local:50051") for c in DEMO_COUNCILS
     }
-    assert settings.oidc.issuer.startswith("https://")
+    assert settings.oidc[0].issuer.startswith("https://")
 
 
 def test_namespaces_enforce_the_restricted_pod_security_profile() -> None:

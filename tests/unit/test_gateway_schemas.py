@@ -71,8 +71,8 @@ def test_settings_from_yaml_with_env_override(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("FAMILYCTX_GATEWAY_OIDC__AUDIENCE", "other-audience")
     monkeypatch.setenv("FAMILYCTX_GATEWAY_LISTEN__PORT", "8100")
     settings = load_settings(config)
-    assert settings.oidc.issuer == "http://127.0.0.1:9000"
-    assert settings.oidc.audience == "other-audience"
+    assert settings.oidc[0].issuer == "http://127.0.0.1:9000"
+    assert settings.oidc[0].audience == "other-audience"
     assert settings.listen.port == 8100
     assert settings.adapters[0].address == "127.0.0.1:50061"
 

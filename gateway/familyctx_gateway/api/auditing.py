@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditStore, AuditWriteFailed
-from familyctx_gateway.auth import Principal
+from familyctx_gateway.auth import NoRoles, Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 from familyctx_gateway.search import Outcome
 
@@ -64,7 +64,7 @@ async def run_audited(
 
     if not principal.has_any_role(*WORKER_ROLES):
         await commit(event(AuditOutcome.denied, Forbidden.status))
-        raise Forbidden()
+        raise NoRoles() if not principal.roles else Forbidden()
     try:
         result = await work()
     except GatewayError as exc:

@@ -51,10 +51,13 @@ async def running_gateway(
     broken: bool = False,
     deadline_ms: int = 3000,
     slow_deadline_ms: int = 400,
+    oidc: list[OidcSettings] | None = None,
     **settings: Any,
 ) -> AsyncIterator[RunningGateway]:
     """The three scenario councils, optionally a sleeping one (Bolton E08000001) and an unreachable one
-    (Bury E08000002), a broken one (Wigan E08000010), behind a gateway whose lifespan is running."""
+    (Bury E08000002), a broken one (Wigan E08000010), behind a gateway whose lifespan is running.
+
+    ``oidc``: the trusted issuers (default: ``issuer`` alone)."""
     async with AsyncExitStack() as stack:
         targets, servicers = [], {}
         for code, data in councils().items():
@@ -82,7 +85,7 @@ async def running_gateway(
             )
         gateway_settings = GatewaySettings(
             audit_database_url=audit_database_url,
-            oidc=OidcSettings(issuer=issuer.issuer, audience=AUDIENCE),
+            oidc=oidc or [OidcSettings(issuer=issuer.issuer, audience=AUDIENCE)],
             adapters=targets,
             **settings,
         )

@@ -47,6 +47,8 @@ class TestIssuer:
         self.jwks_requests = 0
         #: When true, discovery and JWKS answer 500 (an issuer outage).
         self.failing = False
+        #: When set, each JWKS request is counted, then held until the event is set (concurrency tests).
+        self.jwks_gate: threading.Event | None = None
 
     def jwks(self) -> dict[str, Any]:
         return dict(KeySet(self.published).as_dict(private=False))
@@ -62,6 +64,7 @@ class TestIssuer:
             "exp": now + 300,
             "jti": uuid.uuid4().hex,
             "azp": "familyctx-cli",
+            "client_id": "familyctx-cli",
             "scope": "familyctx",
             "preferred_username": user,
             **USERS[user],
@@ -117,6 +120,8 @@ def running_issuer() -> Iterator[TestIssuer]:
                 }
             elif self.path == "/jwks":
                 issuer.jwks_requests += 1
+                if issuer.jwks_gate is not None:
+                    issuer.jwks_gate.wait(timeout=60)
                 body = issuer.jwks()
             else:
                 self.send_error(404)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
+from familyctx_gateway.api.deps import AnyRolePrincipal, Gateway, RequestId
 from familyctx_gateway.api.schemas import ErrorResponse, SourcesResponse
 from familyctx_gateway.sources import source_summaries
 
@@ -13,11 +13,11 @@ router = APIRouter(tags=["sources"])
 
 @router.get("/sources", response_model=SourcesResponse, responses={401: {"model": ErrorResponse}})
 async def list_sources(
-    gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
+    gateway: Gateway, principal: AnyRolePrincipal, request_id: RequestId
 ) -> SourcesResponse:
     """Every configured council with its datasets (Describe, cached) and the state it was last seen in.
 
-    Holds no personal data; any authenticated caller may read it.
+    Holds no personal data; any authenticated caller holding a role here may read it.
     """
     describes = await gateway.federation.describe_all(
         request_id=request_id, purpose="sources", cache_seconds=gateway.settings.describe_cache_seconds
