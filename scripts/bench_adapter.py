@@ -43,6 +43,8 @@ PG_ADMIN = os.environ.get(
     "FAMILYCTX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PG_DB = "fctest_bench_adapter"
+#: Person records in each backend's warehouse as benchmarked (a reused warehouse need not match --people).
+WAREHOUSE_PEOPLE: dict[str, int] = {}
 console = Console()
 
 
@@ -216,6 +218,11 @@ def bench_backend(backend: str, url: str, config: Path, args: argparse.Namespace
     t0 = time.perf_counter()
     out = familyctx("adapter", "prepare", "--config", str(config), "--database-url", url, capture=True)
     console.print(f"[{backend}] prepare: {time.perf_counter() - t0:.1f} s ({out.stdout.strip()[:80]})")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        people = conn.execute(sa.text("SELECT count(*) FROM ssd_person")).scalar_one()
+    engine.dispose()
+    WAREHOUSE_PEOPLE[backend] = people
     by_nhs, by_name = sample_people(url, args.queries, args.seed)
     console.print(f"[{backend}] sampled {len(by_nhs)} NHS-number and {len(by_name)} name+dob queries")
     proc, port = start_adapter(config, url)
@@ -344,9 +351,8 @@ def main() -> None:
                     conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
             admin.dispose()
 
-    table = Table(
-        title=f"Adapter FindPeople over gRPC, {args.people:,} people synthesised (Stockport, systemc)"
-    )
+    sizes = ", ".join(f"{b} {n:,}" for b, n in WAREHOUSE_PEOPLE.items()) or f"{args.people:,}"
+    table = Table(title=f"Adapter FindPeople over gRPC, person records: {sizes} (Stockport, systemc)")
     for col in ("backend", "query", "n", "p50 ms", "p99 ms", "mean ms", "found"):
         table.add_column(col, justify="right" if col not in ("backend", "query") else "left")
     for r in results:

@@ -44,6 +44,14 @@ def create_warehouse_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
 
     No pre-ping on checkout (it would double the round trips of every lookup): a connection lost
     mid-request fails that request as UNAVAILABLE and SQLAlchemy then replaces the pool's connections.
+
+    A database server is read in autocommit: the adapter only reads (``prepare``'s DDL is idempotent
+    statement by statement), and every statement already sees its own snapshot under READ COMMITTED, so
+    nothing visible changes; but a lookup is then one round trip instead of three (no BEGIN, and no
+    ROLLBACK when the pool takes the connection back). It also keeps psycopg's prepared statements:
+    psycopg forgets them on every ROLLBACK, so in a transaction per request no statement was ever
+    prepared and every lookup was planned afresh (``prepare_threshold``: prepared from the 5th use of
+    the same SQL on a connection).
     """
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -53,7 +61,12 @@ def create_warehouse_engine(url: str, *, pool_size: int = 8) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
     )
 
 
