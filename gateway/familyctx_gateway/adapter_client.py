@@ -224,6 +224,7 @@ TransportFactory = Callable[[AdapterTarget], AdapterTransport]
 
 
 def grpc_transport_factory(target: AdapterTarget) -> AdapterTransport:
+    """The production transport: a ``grpc.aio`` channel to ``target.address`` (host:port)."""
     return GrpcTransport(target.address)
 
 

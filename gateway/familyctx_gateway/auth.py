@@ -61,6 +61,7 @@ class Principal:
     issuer: str = ""
 
     def has_any_role(self, *roles: str) -> bool:
+        """True when the principal holds at least one of ``roles``."""
         return any(role in self.roles for role in roles)
 
 
@@ -150,6 +151,10 @@ class TokenValidator:
         self._issuers = issuers
 
     async def validate(self, token: str) -> Principal:
+        """The :class:`Principal` of a compact JWS access token; the checks are in the class docstring.
+
+        Raises :class:`~familyctx_gateway.errors.InvalidToken` (401) for any failed check.
+        """
         try:
             header, iss = _unverified(token)
         except (ValueError, UnicodeError, JoseError, RecursionError) as exc:

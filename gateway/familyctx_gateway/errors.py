@@ -77,11 +77,15 @@ class InvalidToken(GatewayError):
 
 
 class Forbidden(GatewayError):
+    """403: authenticated, but the role may not make this request."""
+
     status = 403
     detail = "Your role does not allow this request"
 
 
 class UnknownCouncil(GatewayError):
+    """404: the subject's GSS code names no council configured in this federation."""
+
     status = 404
     detail = "The subject's council (gss_code) is not part of this federation"
 
@@ -116,6 +120,8 @@ class UnreadableBody(GatewayError):
 
 
 class PayloadTooLarge(GatewayError):
+    """413: the request body is larger than the configured limit (64 KiB by default)."""
+
     status = 413
     detail = "Request body too large"
 

@@ -93,6 +93,10 @@ class LinkRecord:
 
 @dataclass(frozen=True, slots=True)
 class FieldComparison:
+    """How one field compared between two records: ``outcome`` agree / similar / swapped (date of birth
+    with day and month exchanged) / disagree / missing, and ``score`` 0-100 where a similarity was
+    computed (rapidfuzz ratio on folded names)."""
+
     field: str
     outcome: FieldOutcome
     score: float | None = None

@@ -28,6 +28,8 @@ class Outcome:
 
 
 def to_link_record(record: s.PersonRecord) -> LinkRecord:
+    """The fields linkage compares (NHS number, names, date of birth, sex, postcode) of one council's
+    record, normalised (see :mod:`familyctx_gateway.linkage`)."""
     return LinkRecord.of(
         record.gss_code,
         record.local_person_id,
@@ -54,6 +56,7 @@ def match_evidence(link: Link, records: Sequence[s.PersonRecord]) -> s.MatchEvid
 
 
 def person_query(req: s.SearchRequest) -> adapter_pb2.PersonQuery:
+    """The contract's ``PersonQuery`` for a validated search request (unset fields left empty)."""
     query = adapter_pb2.PersonQuery(
         nhs_number=req.nhs_number or "",
         given_name=req.given_name or "",

@@ -46,6 +46,8 @@ class _Section(BaseModel):
 
 
 class ListenSettings(_Section):
+    """Where the gateway listens: ``host`` (address) and ``port`` (0 = any free port)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -115,11 +115,16 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
     async def Describe(
         self, request: adapter_pb2.DescribeRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.DescribeResponse:
+        """familycontext.v1 ``Describe``: the council, its datasets, freshness and coverage."""
         return await self._call(context, "Describe", self.source.describe, lambda r: len(r.datasets))
 
     async def FindPeople(
         self, request: adapter_pb2.FindPeopleRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.FindPeopleResponse:
+        """familycontext.v1 ``FindPeople``: demographics of local candidates.
+
+        INVALID_ARGUMENT for a query without identifiers or with oversized or impossible values.
+        """
         s = self.settings
 
         def run() -> adapter_pb2.FindPeopleResponse:
@@ -132,6 +137,9 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
     async def GetFamilyContext(
         self, request: adapter_pb2.GetFamilyContextRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.GetFamilyContextResponse:
+        """familycontext.v1 ``GetFamilyContext``: people, relationships, involvements and dataset outcomes;
+        INVALID_ARGUMENT for too many ids, NOT_FOUND when none of them exists."""
+
         def run() -> adapter_pb2.GetFamilyContextResponse:
             ids = check_family_ids(list(request.local_person_ids))
             return self.source.get_family_context(ids, request.include_relatives)
