@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 FCTX   := $(VENV)/bin/familyctx
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv protos protos-check proto-lint demo test test-fast lint typecheck bench bench-full deploy-check clean
+.PHONY: help venv protos protos-check proto-lint demo certs thirdparty-oidc test test-fast lint typecheck bench bench-full deploy-check clean
 
 help:
 	@echo "make demo          build what is needed, start a three-council federation on 127.0.0.1, run a sample query"
 	@echo "make test          run the whole test suite (unit, integration, end-to-end; SQLite and PostgreSQL)"
 	@echo "make bench         run the benchmarks and print figures (see docs/benchmarks.md)"
+	@echo "make certs         write a development CA and mTLS certificates to var/dev-pki (kept if present)"
 	@echo "make protos        regenerate Python code from protos/ ; make protos-check fails if it is stale"
 	@echo "make lint          ruff and mypy ; make deploy-check validates docker-compose and Kubernetes offline"
 
@@ -39,8 +40,20 @@ proto-lint:
 demo: $(STAMP)
 	$(FCTX) demo
 
+# Development CA, mTLS certificates and the gateway's assertion key for the demo councils (kept if present).
+certs: $(STAMP)
+	$(FCTX) dev-pki --out var/dev-pki
+
+# The third-party OpenID provider the tests run (npm package oidc-provider, pinned in its package-lock.json).
+THIRDPARTY_OIDC := tests/thirdparty_oidc/node_modules/.package-lock.json
+$(THIRDPARTY_OIDC): tests/thirdparty_oidc/package.json tests/thirdparty_oidc/package-lock.json
+	npm ci --prefix tests/thirdparty_oidc --no-audit --no-fund
+	@touch $@
+
+thirdparty-oidc: $(THIRDPARTY_OIDC)
+
 # Unit and integration tests on two workers, then the end-to-end tests (real processes) in one.
-test: $(STAMP)
+test: $(STAMP) $(THIRDPARTY_OIDC)
 	$(PY) -m pytest -m "not e2e" -n 2
 	$(PY) -m pytest -m e2e
 

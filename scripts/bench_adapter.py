@@ -2,8 +2,10 @@
 """Benchmark the adapter's FindPeople over a real gRPC channel, on SQLite and PostgreSQL.
 
 For each backend: generate a Stockport warehouse with ``familyctx synth --council stockport`` (or reuse
-one), run ``familyctx adapter prepare``, start ``familyctx adapter serve`` as its own process, then time
-FindPeople sequentially from this process: by NHS number and by name + date of birth, each over
+one), run ``familyctx adapter prepare``, start ``familyctx adapter serve`` as its own process (mutual TLS
+with a throw-away development PKI; Stockport's sharing policy applied), then time FindPeople sequentially
+from this process, each call carrying a gateway assertion signed beforehand (as the gateway would): by
+NHS number and by name + date of birth, each over
 ``--queries`` people sampled deterministically (seeded) from the warehouse, after a warm-up. Prints
 p50/p99/mean latency in milliseconds and the share of queries whose person came back.
 
@@ -36,6 +38,8 @@ from rich.console import Console
 from rich.table import Table
 
 from familyctx.identifiers import normalise_nhs_number, parse_date
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, Requester
+from familyctx.trust.pki import DevPki, generate_dev_pki
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "services" / "adapter" / "config" / "stockport.yaml"
@@ -43,6 +47,19 @@ PG_ADMIN = os.environ.get(
     "FAMILYCTX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PG_DB = "fctest_bench_adapter"
+STOCKPORT = "E08000007"
+ISSUER = "https://gateway.familyctx.local"
+#: The caller the benchmark plays: a Stockport social worker on an s17 assessment.
+REQUESTER = Requester(
+    sub="bench-worker",
+    name="Bench Worker",
+    organisation=STOCKPORT,
+    role="social_worker",
+    client="bench",
+    purpose="s17_assessment",
+    case_reference="BENCH-1",
+    request_id="bench",
+)
 #: Person records in each backend's warehouse as benchmarked (a reused warehouse need not match --people).
 WAREHOUSE_PEOPLE: dict[str, int] = {}
 console = Console()
@@ -116,7 +133,18 @@ def sample_people(
     return by_nhs, by_name
 
 
-def start_adapter(config: Path, url: str) -> tuple[subprocess.Popen[str], int]:
+def trust_env(pki: DevPki) -> dict[str, str]:
+    """Environment overrides pointing the adapter's tls and gateway settings at ``pki``'s files."""
+    return {
+        "FAMILYCTX_ADAPTER_TLS__CERT_FILE": str(pki.adapter_cert(STOCKPORT)),
+        "FAMILYCTX_ADAPTER_TLS__KEY_FILE": str(pki.adapter_key(STOCKPORT)),
+        "FAMILYCTX_ADAPTER_TLS__CLIENT_CA_FILE": str(pki.ca_cert),
+        "FAMILYCTX_ADAPTER_GATEWAY__ISSUER": ISSUER,
+        "FAMILYCTX_ADAPTER_GATEWAY__JWKS_FILE": str(pki.assertion_jwks),
+    }
+
+
+def start_adapter(config: Path, url: str, pki: DevPki) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -135,7 +163,7 @@ def start_adapter(config: Path, url: str) -> tuple[subprocess.Popen[str], int]:
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, **trust_env(pki), "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -145,11 +173,24 @@ def start_adapter(config: Path, url: str) -> tuple[subprocess.Popen[str], int]:
     return proc, int(line.strip().rsplit(":", 1)[1])
 
 
-def run_queries(port: int, backend: str, by_nhs, by_name, warmup: int) -> list[Result]:  # noqa: ANN001
+def run_queries(port: int, backend: str, by_nhs, by_name, warmup: int, pki: DevPki) -> list[Result]:  # noqa: ANN001
     results = []
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca_cert.read_bytes(),
+        private_key=pki.gateway_key.read_bytes(),
+        certificate_chain=pki.gateway_cert.read_bytes(),
+    )
+    signer = AssertionSigner.from_file(pki.assertion_key, issuer=ISSUER, ttl_seconds=300)
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    with grpc.secure_channel(f"127.0.0.1:{port}", credentials, options=options) as channel:
         stub = adapter_pb2_grpc.AdapterServiceStub(channel)
-        meta = (("x-request-id", "bench"), ("x-purpose", "s17_assessment"))
+
+        def meta() -> tuple[tuple[str, str], ...]:
+            """One assertion per call, as the gateway signs them (signed outside the timed section)."""
+            return (
+                (ASSERTION_METADATA_KEY, signer.sign(REQUESTER, audience=STOCKPORT)),
+                ("x-request-id", "bench"),
+            )
 
         def nhs_request(item):  # noqa: ANN001, ANN202
             return adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number=item[1]))
@@ -169,12 +210,12 @@ def run_queries(port: int, backend: str, by_nhs, by_name, warmup: int) -> list[R
             ("name + date of birth", by_name, name_request),
         ):
             for item in items[:warmup]:
-                stub.FindPeople(make(item), metadata=meta, timeout=30)
+                stub.FindPeople(make(item), metadata=meta(), timeout=30)
             latencies, hits = [], 0
             for item in items:
-                request = make(item)
+                request, metadata = make(item), meta()
                 t0 = time.perf_counter()
-                reply = stub.FindPeople(request, metadata=meta, timeout=30)
+                reply = stub.FindPeople(request, metadata=metadata, timeout=30)
                 latencies.append((time.perf_counter() - t0) * 1000)
                 hits += any(c.local_person_id == item[0] for c in reply.candidates)
             results.append(Result(backend, kind, latencies, hits))
@@ -225,9 +266,10 @@ def bench_backend(backend: str, url: str, config: Path, args: argparse.Namespace
     WAREHOUSE_PEOPLE[backend] = people
     by_nhs, by_name = sample_people(url, args.queries, args.seed)
     console.print(f"[{backend}] sampled {len(by_nhs)} NHS-number and {len(by_name)} name+dob queries")
-    proc, port = start_adapter(config, url)
+    pki = generate_dev_pki(Path(tempfile.mkdtemp(prefix="bench_adapter_pki_")), councils=[STOCKPORT], days=1)
+    proc, port = start_adapter(config, url, pki)
     try:
-        results = run_queries(port, backend, by_nhs, by_name, args.warmup)
+        results = run_queries(port, backend, by_nhs, by_name, args.warmup, pki)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

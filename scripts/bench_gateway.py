@@ -40,8 +40,11 @@ from rich.table import Table
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.demo.federation import Federation, FederationOptions
 from familyctx.demo.layout import DataLayout, pick_free_ports
+from familyctx.demo.trust import DEMO_ASSERTION_ISSUER
 from familyctx.gateway_client import fetch_token
 from familyctx.identifiers import normalise_nhs_number, parse_date
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, Requester
+from familyctx.trust.pki import DevPki, adapter_dns_name
 
 PURPOSE = "s47_enquiry"
 
@@ -90,30 +93,43 @@ def person_query(person: dict[str, str] | adapter_pb2.Person) -> adapter_pb2.Per
 
 
 class Direct:
-    """The same calls the gateway makes, straight to the adapters over gRPC (no auth, audit, linkage)."""
+    """The same calls the gateway makes, straight to the adapters over gRPC (no token check, audit or
+    linkage), with what every adapter requires: mutual TLS with the gateway's certificate and an assertion
+    signed per call, as the gateway does (so the comparison leaves those costs on both sides)."""
 
-    def __init__(self, addresses: dict[str, str], deadline_s: float) -> None:
-        self.channels = {code: grpc.aio.insecure_channel(addr) for code, addr in addresses.items()}
+    def __init__(self, addresses: dict[str, str], deadline_s: float, pki: DevPki) -> None:
+        credentials = grpc.ssl_channel_credentials(
+            pki.ca_cert.read_bytes(), pki.gateway_key.read_bytes(), pki.gateway_cert.read_bytes())
+        self.channels = {
+            code: grpc.aio.secure_channel(addr, credentials,
+                                          options=[("grpc.ssl_target_name_override", adapter_dns_name(code))])
+            for code, addr in addresses.items()}
         self.stubs = {code: adapter_pb2_grpc.AdapterServiceStub(ch) for code, ch in self.channels.items()}
         self.deadline_s = deadline_s
+        self.signer = AssertionSigner.from_file(pki.assertion_key, issuer=DEMO_ASSERTION_ISSUER)
 
-    def _md(self) -> tuple[tuple[str, str], ...]:
-        return (("x-request-id", str(uuid.uuid4())), ("x-purpose", PURPOSE))
+    def _md(self, code: str) -> tuple[tuple[str, str], ...]:
+        request_id = str(uuid.uuid4())
+        requester = Requester(sub="bench", name="Benchmark", organisation=DEMO_COUNCILS[0].gss_code,
+                              role="social_worker", client="bench", purpose=PURPOSE,
+                              case_reference="BENCH-1", request_id=request_id)
+        return (("x-request-id", request_id),
+                (ASSERTION_METADATA_KEY, self.signer.sign(requester, audience=code)))
 
     async def search(self, query: adapter_pb2.PersonQuery) -> None:
         request = adapter_pb2.FindPeopleRequest(query=query, max_results=25)
-        await asyncio.gather(*(s.FindPeople(request, timeout=self.deadline_s, metadata=self._md())
-                               for s in self.stubs.values()))
+        await asyncio.gather(*(s.FindPeople(request, timeout=self.deadline_s, metadata=self._md(code))
+                               for code, s in self.stubs.items()))
 
     async def family_context(self, home: str, local_person_id: str) -> None:
         ctx = await self.stubs[home].GetFamilyContext(
             adapter_pb2.GetFamilyContextRequest(local_person_ids=[local_person_id], include_relatives=True),
-            timeout=self.deadline_s, metadata=self._md())
+            timeout=self.deadline_s, metadata=self._md(home))
         others = [code for code in self.stubs if code != home]
         pairs = [(p, code) for p in ctx.people for code in others]
         found = await asyncio.gather(*(
             self.stubs[code].FindPeople(adapter_pb2.FindPeopleRequest(query=person_query(p), max_results=25),
-                                        timeout=self.deadline_s, metadata=self._md())
+                                        timeout=self.deadline_s, metadata=self._md(code))
             for p, code in pairs))
         certain: dict[str, list[str]] = {}
         for (person, code), answer in zip(pairs, found, strict=True):
@@ -123,7 +139,7 @@ class Direct:
         await asyncio.gather(*(
             self.stubs[code].GetFamilyContext(
                 adapter_pb2.GetFamilyContextRequest(local_person_ids=ids, include_relatives=False),
-                timeout=self.deadline_s, metadata=self._md())
+                timeout=self.deadline_s, metadata=self._md(code))
             for code, ids in certain.items()))
 
     async def close(self) -> None:
@@ -134,7 +150,7 @@ class Direct:
 async def measure(fed: Federation, subjects: list[dict[str, str]], token: str) -> dict[str, list[float]]:
     home = DEMO_COUNCILS[0].gss_code
     direct = Direct({c.gss_code: fed.adapter_address(c.gss_code) for c in DEMO_COUNCILS},
-                    deadline_s=fed.options.deadline_ms / 1000)
+                    deadline_s=fed.options.deadline_ms / 1000, pki=fed.pki)
     timings: dict[str, list[float]] = {k: [] for k in
                                        ("search/gateway", "search/direct", "family/gateway", "family/direct")}
     headers = {"Authorization": f"Bearer {token}"}

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from familyctx.trust.pki import DevPki
+
 #: Server used by PostgreSQL tests. CI and developer machines run one on loopback with trust auth.
 POSTGRES_ADMIN_URL = os.environ.get(
     "FAMILYCTX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -36,6 +38,15 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A development PKI for this test session (CA, gateway client certificate and assertion key, an
+    adapter certificate per demo council); helpers in tests/trust_support.py use it."""
+    from trust_support import make_dev_pki
+
+    return make_dev_pki(tmp_path_factory.mktemp("dev-pki") / "pki")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,11 +1,14 @@
 """Calling council adapters (familycontext.v1 AdapterService) with a deadline per council.
 
 The network is behind a small :class:`AdapterTransport` protocol (the httpx model): production uses
-:class:`GrpcTransport` (a ``grpc.aio`` channel per adapter, opened at startup and closed at shutdown);
-a test may pass any object with the same three coroutines instead. Every call ends in one explicit
-:class:`CallResult` state: ``ok``, ``unavailable``, ``timed_out`` or ``error``, never an exception.
-An adapter answering gRPC ``NOT_FOUND`` ("none of the local_person_ids asked for exist here") has
-answered correctly: the state is ``ok`` with ``not_found`` set and no response.
+:class:`GrpcTransport` (a ``grpc.aio`` mutual-TLS channel per adapter, opened at startup and closed at
+shutdown); a test may pass any object with the same three coroutines instead. Every call carries a
+requester assertion signed for that adapter's council (metadata ``x-familyctx-assertion``, audience =
+its GSS code) and the request id (``x-request-id``). Every call ends in one explicit
+:class:`CallResult` state: ``ok``, ``unavailable``, ``timed_out``, ``refused`` (the adapter refused the
+gateway's credentials or assertion) or ``error``, never an exception. An adapter answering gRPC
+``NOT_FOUND`` ("none of the local_person_ids asked for exist here") has answered correctly: the state
+is ``ok`` with ``not_found`` set and no response.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
 
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, Requester
+from familyctx_gateway.adapter_trust import ClientTls, channel_options
 from familyctx_gateway.api.schemas import SourceState
 from familyctx_gateway.settings import AdapterTarget
 
@@ -31,6 +36,8 @@ __all__ = [
     "Federation",
     "GrpcTransport",
     "SourceRecord",
+    "TransportFactory",
+    "grpc_transport_factory",
 ]
 
 log = logging.getLogger("familyctx_gateway.adapter_client")
@@ -60,10 +67,13 @@ class AdapterTransport(Protocol):
 
 
 class GrpcTransport:
-    """A ``grpc.aio`` insecure channel to ``address`` (mTLS arrives in a later issue)."""
+    """A ``grpc.aio`` secure channel to ``address`` with ``credentials`` (mutual TLS) and channel
+    ``options`` (e.g. ``grpc.ssl_target_name_override``). There is no plaintext variant."""
 
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.aio.insecure_channel(address)
+    def __init__(
+        self, address: str, credentials: grpc.ChannelCredentials, options: Sequence[tuple[str, Any]] = ()
+    ) -> None:
+        self._channel = grpc.aio.secure_channel(address, credentials, options=list(options))
         self._stub = adapter_pb2_grpc.AdapterServiceStub(self._channel)
 
     async def describe(self, request: Any, *, deadline_seconds: float, metadata: Metadata) -> Any:
@@ -104,7 +114,8 @@ class CallResult:
 
     @property
     def failed(self) -> bool:
-        """True when the council did not answer as the contract allows (unavailable, timed out, error)."""
+        """True when the council did not answer as the contract allows (unavailable, timed out, refused,
+        error)."""
         return self.state is not SourceState.ok
 
     @property
@@ -123,6 +134,13 @@ class SourceRecord:
     last_checked_at: dt.datetime | None = None
 
 
+#: Words in gRPC's UNAVAILABLE details that mean the TLS handshake, not the network, failed: our check of
+#: the adapter's certificate (chain or name), or the adapter closing the connection during setup, which
+#: is what a client certificate it does not accept looks like from here.
+_HANDSHAKE_MARKERS = ("handshake", "ssl", "tls", "certificate", "verification")
+_CLOSED_MARKERS = ("socket closed",)
+
+
 def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState, str]:
     if isinstance(exc, asyncio.TimeoutError):
         return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
@@ -131,7 +149,22 @@ def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
         if code == grpc.StatusCode.UNAVAILABLE:
+            details = (exc.details() or "").lower()
+            if any(marker in details for marker in _HANDSHAKE_MARKERS):
+                return SourceState.unavailable, (
+                    "adapter not reachable: the mutual TLS handshake failed (certificate not trusted, "
+                    "wrong name, or the adapter refused the gateway's client certificate)"
+                )
+            if any(marker in details for marker in _CLOSED_MARKERS):
+                return SourceState.unavailable, (
+                    "adapter not reachable: it closed the connection during setup (it may not accept the "
+                    "gateway's client certificate)"
+                )
             return SourceState.unavailable, "adapter not reachable"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return SourceState.refused, "the adapter refused the gateway's assertion or certificate"
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            return SourceState.refused, "the adapter's policy refused this requester"
         # The adapter's own message might quote a query: report only the status code.
         return SourceState.error, f"adapter answered {code.name}"
     return SourceState.error, f"adapter call failed ({type(exc).__name__})"
@@ -140,20 +173,28 @@ def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState
 class AdapterClient:
     """Calls one council's adapter with its deadline and turns every outcome into a :class:`CallResult`."""
 
-    def __init__(self, target: AdapterTarget, transport: AdapterTransport) -> None:
+    def __init__(self, target: AdapterTarget, transport: AdapterTransport, signer: AssertionSigner) -> None:
         self.target = target
         self.transport = transport
+        self.signer = signer
         self.last = SourceRecord()
         self._describe: tuple[float, Any] | None = None
 
     @property
     def gss_code(self) -> str:
+        """The council's GSS code: the audience of every assertion sent to this adapter."""
         return self.target.gss_code
 
-    async def call(self, method: str, request: Any, *, request_id: str, purpose: str) -> CallResult:
-        """Call ``method`` (``describe`` | ``find_people`` | ``get_family_context``) on the transport."""
+    async def call(self, method: str, request: Any, *, requester: Requester) -> CallResult:
+        """Call ``method`` (``describe`` | ``find_people`` | ``get_family_context``) on the transport.
+
+        Signs one assertion for ``requester`` with ``audience`` = this council's GSS code and sends it
+        as metadata ``x-familyctx-assertion``, with ``x-request-id`` = ``requester.request_id``.
+        """
         deadline_ms = self.target.deadline_ms
-        metadata: Metadata = (("x-request-id", request_id), ("x-purpose", purpose))
+        request_id = requester.request_id
+        assertion = self.signer.sign(requester, audience=self.gss_code)
+        metadata: Metadata = (("x-request-id", request_id), (ASSERTION_METADATA_KEY, assertion))
         rpc: Callable[..., Awaitable[Any]] = getattr(self.transport, method)
         started = time.perf_counter()
         try:
@@ -183,7 +224,8 @@ class AdapterClient:
             result = CallResult(
                 self.gss_code, self.target.name, SourceState.ok, _ms_since(started), response=response
             )
-        log.info(
+        log.log(
+            logging.WARNING if result.state is SourceState.refused else logging.INFO,
             "adapter call request_id=%s council=%s method=%s state=%s latency_ms=%d",
             request_id,
             self.gss_code,
@@ -200,16 +242,14 @@ class AdapterClient:
         return result
 
     async def describe(
-        self, *, request_id: str, purpose: str, cache_seconds: float
+        self, *, requester: Requester, cache_seconds: float
     ) -> tuple[Any | None, CallResult | None]:
         """The adapter's DescribeResponse, reused for ``cache_seconds``, and the call made (``None`` when
         answered from the cache). On failure the last good answer is returned, or ``None``."""
         now = time.monotonic()
         if self._describe is not None and now - self._describe[0] < cache_seconds:
             return self._describe[1], None
-        result = await self.call(
-            "describe", adapter_pb2.DescribeRequest(), request_id=request_id, purpose=purpose
-        )
+        result = await self.call("describe", adapter_pb2.DescribeRequest(), requester=requester)
         if not result.ok:
             return (self._describe[1] if self._describe is not None else None), result
         self._describe = (now, result.response)
@@ -223,9 +263,15 @@ def _ms_since(started: float) -> int:
 TransportFactory = Callable[[AdapterTarget], AdapterTransport]
 
 
-def grpc_transport_factory(target: AdapterTarget) -> AdapterTransport:
-    """The production transport: a ``grpc.aio`` channel to ``target.address`` (host:port)."""
-    return GrpcTransport(target.address)
+def grpc_transport_factory(tls: ClientTls) -> TransportFactory:
+    """The production transports: a mutual-TLS ``grpc.aio`` channel to each ``target.address``
+    (host:port) with the gateway's client identity ``tls``, checking ``target.tls_server_name`` when set."""
+    credentials = tls.channel_credentials()
+
+    def factory(target: AdapterTarget) -> AdapterTransport:
+        return GrpcTransport(target.address, credentials, channel_options(target))
+
+    return factory
 
 
 @dataclass
@@ -236,11 +282,23 @@ class Federation:
 
     @classmethod
     def open(
-        cls, targets: Iterable[AdapterTarget], transport_factory: TransportFactory | None = None
+        cls,
+        targets: Iterable[AdapterTarget],
+        transport_factory: TransportFactory,
+        *,
+        signer: AssertionSigner | None,
     ) -> Federation:
-        """Open a transport per adapter (a gRPC channel connects lazily, so this does no I/O)."""
-        factory = transport_factory or grpc_transport_factory
-        return cls({t.gss_code: AdapterClient(t, factory(t)) for t in targets})
+        """Open a transport per adapter (a gRPC channel connects lazily, so this does no I/O).
+
+        ``signer`` signs every call's assertion; it may be None only when there are no ``targets``
+        (raises ``ValueError`` otherwise).
+        """
+        targets = list(targets)
+        if not targets:
+            return cls({})
+        if signer is None:
+            raise ValueError("adapters need an assertion signer")
+        return cls({t.gss_code: AdapterClient(t, transport_factory(t), signer) for t in targets})
 
     async def close(self) -> None:
         await asyncio.gather(*(c.transport.close() for c in self.clients.values()))
@@ -249,27 +307,22 @@ class Federation:
         return gss_code in self.clients
 
     async def fan_out(
-        self, method: str, requests: Mapping[str, Any], *, request_id: str, purpose: str
+        self, method: str, requests: Mapping[str, Any], *, requester: Requester
     ) -> dict[str, CallResult]:
-        """Call ``method`` on every council named in ``requests`` at once; results keyed by GSS code."""
+        """Call ``method`` on every council named in ``requests`` at once, each with its own assertion for
+        ``requester``; results keyed by GSS code."""
         codes = [code for code in requests if code in self.clients]
         results = await asyncio.gather(
-            *(
-                self.clients[c].call(method, requests[c], request_id=request_id, purpose=purpose)
-                for c in codes
-            )
+            *(self.clients[c].call(method, requests[c], requester=requester) for c in codes)
         )
         return dict(zip(codes, results, strict=True))
 
     async def describe_all(
-        self, *, request_id: str, purpose: str, cache_seconds: float
+        self, *, requester: Requester, cache_seconds: float
     ) -> dict[str, tuple[Any | None, CallResult | None]]:
         """Describe every council (cached); see :meth:`AdapterClient.describe` for the pair returned."""
         codes = list(self.clients)
         answers = await asyncio.gather(
-            *(
-                self.clients[c].describe(request_id=request_id, purpose=purpose, cache_seconds=cache_seconds)
-                for c in codes
-            )
+            *(self.clients[c].describe(requester=requester, cache_seconds=cache_seconds) for c in codes)
         )
         return dict(zip(codes, answers, strict=True))

@@ -1,26 +1,38 @@
 """The composition root: :func:`create_app` builds the FastAPI application from :class:`GatewaySettings`.
 
-Nothing connects at import. At startup (lifespan) the app opens one gRPC channel per configured
-adapter, creates the audit schema, and tries once to load every trusted issuer's JWKS; at shutdown it
-closes them.
+Nothing connects at import. :func:`create_app` reads the trust material the settings name (the
+gateway's mTLS client identity and the assertion signing key; a missing or unusable file raises
+:class:`~familyctx_gateway.errors.GatewayConfigError` there, before anything serves). At startup
+(lifespan) the app opens one mutual-TLS gRPC channel per configured adapter, creates the audit schema,
+and tries once to load every trusted issuer's JWKS; at shutdown it closes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from familyctx_gateway.adapter_client import Federation, TransportFactory
-from familyctx_gateway.api.routes import family_context, health, searches, sources
+from familyctx.trust.assertion import AssertionSigner
+from familyctx_gateway.access import AccessPolicy
+from familyctx_gateway.adapter_client import (
+    AdapterTransport,
+    Federation,
+    TransportFactory,
+    grpc_transport_factory,
+)
+from familyctx_gateway.adapter_trust import ClientTls, load_signer, published_jwks
+from familyctx_gateway.api.routes import break_glass, family_context, health, keys, searches, sources
 from familyctx_gateway.audit import AuditStore
 from familyctx_gateway.auth import TokenValidator, TrustedIssuers
-from familyctx_gateway.errors import install_error_handlers
+from familyctx_gateway.break_glass import BreakGlassStore
+from familyctx_gateway.errors import GatewayConfigError, install_error_handlers
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
-from familyctx_gateway.settings import GatewaySettings
+from familyctx_gateway.settings import AdapterTarget, GatewaySettings
 
 __all__ = ["GatewayContext", "create_app"]
 
@@ -34,6 +46,28 @@ class GatewayContext:
     audit: AuditStore
     jwks: TrustedIssuers
     tokens: TokenValidator
+    #: Signs each adapter call's requester assertion (None only when no adapter is configured).
+    signer: AssertionSigner | None = None
+    #: The public JWK Set served at ``/.well-known/jwks.json`` (the signer's key and rotation keys).
+    assertion_jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
+    #: The gateway access policy (roles x purposes; familyctx_gateway/access.py).
+    access: AccessPolicy = field(default_factory=AccessPolicy.load)
+    #: Break-glass grants and notifications, kept on the audit database.
+    grants: BreakGlassStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.grants = BreakGlassStore(self.audit.engine)
+
+
+def _mutual_tls_transports(settings: GatewaySettings) -> TransportFactory:
+    """Mutual-TLS channels with ``adapter_tls``; without it, any adapter is a configuration error."""
+    if settings.adapter_tls is not None:
+        return grpc_transport_factory(ClientTls.load(settings.adapter_tls))
+
+    def refuse(target: AdapterTarget) -> AdapterTransport:
+        raise GatewayConfigError("gateway settings", ["adapter_tls: is required to call adapters"])
+
+    return refuse
 
 
 def create_app(
@@ -44,20 +78,30 @@ def create_app(
 ) -> FastAPI:
     """Build the gateway application.
 
-    ``transport_factory`` replaces the gRPC transport per adapter (default: a ``grpc.aio`` channel);
-    ``oidc_http`` replaces the HTTP client used for OIDC discovery and JWKS (default: a new httpx client).
+    ``transport_factory`` replaces the gRPC transport per adapter (default: a mutual-TLS ``grpc.aio``
+    channel with ``settings.adapter_tls``); ``oidc_http`` replaces the HTTP client used for OIDC
+    discovery and JWKS (default: a new httpx client). Raises
+    :class:`~familyctx_gateway.errors.GatewayConfigError` when a file named by ``adapter_tls`` or
+    ``assertion`` cannot be read or used, or the access policy (``access_policy_file``) is invalid.
     """
     configure_logging(settings.log_level)
+    access = AccessPolicy.load(settings.access_policy_file)  # a broken policy stops the gateway here
+    signer = load_signer(settings.assertion) if settings.assertion is not None else None
+    assertion_jwks = published_jwks(settings, signer)
+    factory = transport_factory or _mutual_tls_transports(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = oidc_http or httpx.AsyncClient()  # each issuer sets its own timeout per request
         audit = AuditStore(settings.audit_database_url)
         audit.create_schema()
-        federation = Federation.open(settings.adapters, transport_factory)
+        federation = Federation.open(settings.adapters, factory, signer=signer)
         jwks = TrustedIssuers(settings.oidc, http=http)
         await jwks.refresh(force=True)  # best effort: an issuer may start after the gateway
-        app.state.gateway = GatewayContext(settings, federation, audit, jwks, TokenValidator(jwks))
+        app.state.gateway = GatewayContext(
+            settings, federation, audit, jwks, TokenValidator(jwks), signer, assertion_jwks, access=access
+        )
+        app.state.gateway.grants.create_schema()
         try:
             yield
         finally:
@@ -75,8 +119,10 @@ def create_app(
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(keys.router)
     app.include_router(searches.router, prefix="/v1")
     app.include_router(family_context.router, prefix="/v1")
     app.include_router(sources.router, prefix="/v1")
+    app.include_router(break_glass.router, prefix="/v1")
     setup_tracing(app)
     return app

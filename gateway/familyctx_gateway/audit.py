@@ -21,7 +21,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-__all__ = ["AuditEvent", "AuditOutcome", "AuditStore", "AuditWriteFailed", "audit_events", "metadata"]
+__all__ = [
+    "AuditEvent",
+    "AuditOutcome",
+    "AuditStore",
+    "AuditWriteFailed",
+    "audit_events",
+    "audit_row",
+    "metadata",
+]
 
 log = logging.getLogger("familyctx_gateway.audit")
 
@@ -47,7 +55,15 @@ audit_events = sa.Table(
     sa.Column("councils", sa.JSON, nullable=False),
     sa.Column("outcome", sa.String(10), nullable=False),
     sa.Column("http_status", sa.Integer, nullable=False),
+    # Issue 3: the one role the request was authorised under (None when refused), and break glass.
+    sa.Column("role", sa.String(40), nullable=True),
+    sa.Column("break_glass", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("break_glass_id", sa.String(36), nullable=True),
 )
+
+#: Columns added after the first release of the table, added in place to an older audit database by
+#: :meth:`AuditStore.create_schema` (until Alembic migrations arrive in a later issue).
+_ADDED_COLUMNS = ("role", "break_glass", "break_glass_id")
 
 
 #: One compiled INSERT, parameters bound per record (not ``insert().values(**row)``, a new statement
@@ -69,7 +85,9 @@ class AuditWriteFailed(Exception):
 @dataclass(slots=True)
 class AuditEvent:
     """One access. ``query_terms``: what was asked (personal data; audit DB only); ``subjects_returned``:
-    ``[{"gss_code", "local_person_id"}]``; ``councils``: ``{gss_code: state}``."""
+    ``[{"gss_code", "local_person_id"}]``; ``councils``: ``{gss_code: state}``. ``role``: the one role
+    the gateway policy authorised the request under (None when refused); ``break_glass``: the request
+    used the break-glass grant ``break_glass_id`` (the id is also kept when a grant was refused)."""
 
     request_id: str
     user_sub: str
@@ -87,6 +105,16 @@ class AuditEvent:
     subjects_returned: list[dict[str, str]] = field(default_factory=list)
     councils: dict[str, str] = field(default_factory=dict)
     occurred_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    role: str | None = None
+    break_glass: bool = False
+    break_glass_id: str | None = None
+
+
+def audit_row(event: AuditEvent) -> dict[str, Any]:
+    """The ``audit_events`` row for ``event`` (parameters for ``audit_events.insert()``)."""
+    row = asdict(event)
+    row["outcome"] = event.outcome.value
+    return row
 
 
 def _sqlite_durable_wal(dbapi_connection: Any, _record: Any) -> None:
@@ -125,14 +153,29 @@ class AuditStore:
             sa.event.listen(self.engine, "connect", _sqlite_durable_wal)
 
     def create_schema(self) -> None:
-        """Create the audit table if missing (until Alembic migrations arrive in a later issue)."""
-        metadata.create_all(self.engine)
+        """Create the audit table if missing, and add the columns a table made by an earlier release
+        lacks (``role``, ``break_glass``, ``break_glass_id``), until Alembic migrations arrive in a
+        later issue."""
+        metadata.create_all(self.engine, tables=[audit_events])
+        present = {c["name"] for c in sa.inspect(self.engine).get_columns(audit_events.name)}
+        missing = [audit_events.c[name] for name in _ADDED_COLUMNS if name not in present]
+        if not missing:
+            return
+        dialect = self.engine.dialect
+        with self.engine.begin() as conn:
+            for column in missing:
+                ddl = (
+                    f"ALTER TABLE {audit_events.name} ADD COLUMN {column.name} {column.type.compile(dialect)}"
+                )
+                if column.server_default is not None:
+                    default = column.server_default.arg.compile(dialect=dialect)  # type: ignore[attr-defined]
+                    ddl += f" NOT NULL DEFAULT {default}"
+                conn.execute(sa.text(ddl))
+        log.info("audit table upgraded added_columns=%s", ",".join(c.name for c in missing))
 
     def _write(self, event: AuditEvent) -> None:
-        row = asdict(event)
-        row["outcome"] = event.outcome.value
         with self.engine.begin() as conn:  # commits on exit, rolls back on error
-            conn.execute(_INSERT, row)
+            conn.execute(_INSERT, audit_row(event))
 
     async def record(self, event: AuditEvent) -> None:
         """Commit ``event``. Raises :class:`AuditWriteFailed` when it is not durably written."""

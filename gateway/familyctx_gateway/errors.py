@@ -148,6 +148,13 @@ _FIELD_HINTS: dict[str, str] = {
     "subject": "subject must be an object with gss_code and local_person_id",
     "subject.gss_code": f"subject.gss_code {GSS_CODE_RULE}",
     "subject.local_person_id": "subject.local_person_id must be 1-48 letters, digits and _ . : -",
+    "break_glass_id": "break_glass_id must be the id POST /v1/break-glass returned (a lower-case UUID)",
+    "reason": "reason must be 20-1000 characters (after trimming spaces) saying why you need access, "
+    "without control characters other than line breaks and tabs",
+    "minutes": "minutes must be a whole number from 1 to the gateway's break_glass.max_minutes",
+    "since": "since must be an ISO 8601 date-time such as 2026-05-01T09:00:00Z",
+    "after": "after must be a whole number of 0 or more (the previous page's next_after)",
+    "limit": "limit must be a whole number from 1 to 200",
 }
 
 
@@ -166,7 +173,7 @@ def _field_path(loc: Sequence[Any], model: type[BaseModel] | None) -> list[str]:
     """Declared field names in ``loc`` (after "body"), stopping at the first name the request model does
     not declare: keys the caller made up are never named back to them."""
     parts = [str(p) for p in loc if not isinstance(p, int)]
-    if parts[:1] == ["body"]:
+    if parts[:1] in (["body"], ["query"], ["path"]):
         parts = parts[1:]
     # pydantic adds the validator's function name for Annotated chains: keep only model fields.
     parts = [p for p in parts if not p.startswith("function-")]

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from familycontext.v1 import adapter_pb2
 
+from familyctx.trust.assertion import Requester
 from familyctx_gateway.adapter_client import CallResult, Federation
 from familyctx_gateway.api import schemas as s
 from familyctx_gateway.convert import person_record
@@ -51,23 +52,23 @@ async def run_family_context(
     req: s.FamilyContextRequest,
     *,
     federation: Federation,
-    request_id: str,
+    requester: Requester,
     max_results: int,
     describe_cache_seconds: float,
 ) -> Outcome:
     """Assemble the family context for ``req.subject``.
 
-    Raises UnknownCouncil (404) for a council not configured, SubjectNotFound (404) when the subject's
-    council answers NOT_FOUND (or omits the subject). A subject council that does not answer gives a
-    partial answer with no people.
+    ``requester``: who is asking, as authorised; every adapter call carries an assertion of it signed
+    for that council, and its ``request_id`` is the response's. Raises UnknownCouncil (404) for a
+    council not configured, SubjectNotFound (404) when the subject's council answers NOT_FOUND (or
+    omits the subject). A subject council that does not answer gives a partial answer with no people.
     """
     home = req.subject.gss_code
     if home not in federation:
         raise UnknownCouncil()
-    purpose = req.purpose.value
+    request_id = requester.request_id
     tracker = SourceTracker(federation)
     home_client = federation.clients[home]
-    call = {"request_id": request_id, "purpose": purpose}
 
     home_result, describes = await asyncio.gather(
         home_client.call(
@@ -75,9 +76,9 @@ async def run_family_context(
             adapter_pb2.GetFamilyContextRequest(
                 local_person_ids=[req.subject.local_person_id], include_relatives=True
             ),
-            **call,
+            requester=requester,
         ),
-        federation.describe_all(cache_seconds=describe_cache_seconds, **call),
+        federation.describe_all(requester=requester, cache_seconds=describe_cache_seconds),
     )
     tracker.add(home_result)
     for _response, describe_call in describes.values():
@@ -138,7 +139,7 @@ async def run_family_context(
                     federation.clients[code].call(
                         "find_people",
                         adapter_pb2.FindPeopleRequest(query=query, max_results=max_results),
-                        **call,
+                        requester=requester,
                     )
                 )
     certain_ids: dict[str, set[str]] = defaultdict(set)
@@ -183,7 +184,7 @@ async def run_family_context(
                 adapter_pb2.GetFamilyContextRequest(
                     local_person_ids=sorted(certain_ids[code]), include_relatives=False
                 ),
-                **call,
+                requester=requester,
             )
             for code in detail_codes
         )

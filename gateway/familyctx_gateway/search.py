@@ -8,6 +8,7 @@ from typing import Any
 
 from familycontext.v1 import adapter_pb2
 
+from familyctx.trust.assertion import Requester
 from familyctx_gateway.adapter_client import Federation
 from familyctx_gateway.api import schemas as s
 from familyctx_gateway.convert import date_to_proto, person_record
@@ -72,16 +73,19 @@ _GRADE_ORDER = {s.MatchGrade.certain: 0, s.MatchGrade.probable: 1, s.MatchGrade.
 
 
 async def run_search(
-    req: s.SearchRequest, *, federation: Federation, request_id: str, max_results: int
+    req: s.SearchRequest, *, federation: Federation, requester: Requester, max_results: int
 ) -> Outcome:
-    """Search every configured council at once and return linked candidates and each source's state."""
+    """Search every configured council at once and return linked candidates and each source's state.
+
+    ``requester``: who is asking, as authorised (its ``request_id`` is the response's ``request_id``);
+    each council receives an assertion of it signed for that council. ``max_results``: candidates asked
+    of each council.
+    """
+    request_id = requester.request_id
     tracker = SourceTracker(federation)
     find = adapter_pb2.FindPeopleRequest(query=person_query(req), max_results=max_results)
     results = await federation.fan_out(
-        "find_people",
-        dict.fromkeys(federation.clients, find),
-        request_id=request_id,
-        purpose=req.purpose.value,
+        "find_people", dict.fromkeys(federation.clients, find), requester=requester
     )
     records: list[s.PersonRecord] = []
     for code, result in results.items():

@@ -25,6 +25,9 @@ from familyctx_gateway.errors import GatewayConfigError
 
 __all__ = [
     "AdapterTarget",
+    "AdapterTlsSettings",
+    "AssertionSettings",
+    "BreakGlassSettings",
     "GatewaySettings",
     "ListenSettings",
     "OidcSettings",
@@ -123,6 +126,11 @@ class OidcSettings(_Section):
         return self
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: A DNS name (RFC 1123 labels, at most 253 characters).
+_DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
 class AdapterTarget(_Section):
     """One council's adapter: where it listens and how long the gateway waits for each call."""
 
@@ -131,6 +139,52 @@ class AdapterTarget(_Section):
     #: gRPC target ``host:port`` (port 1-65535).
     address: HostPort
     deadline_ms: int = Field(default=2000, gt=0, le=60000)
+    #: The DNS name the adapter's server certificate must carry, when it is not the host of ``address``
+    #: (sets ``grpc.ssl_target_name_override``), e.g. ``adapter-e08000007.familyctx.local``.
+    tls_server_name: str | None = None
+
+    @field_validator("tls_server_name")
+    @classmethod
+    def _dns_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DNS_NAME.fullmatch(value):
+            raise ValueError("must be a DNS name, for example adapter-e08000007.familyctx.local")
+        return value
+
+
+class AssertionSettings(_Section):
+    """How the gateway signs the per-request assertion it sends each adapter (interfaces.md).
+
+    ``issuer``: the ``iss`` claim, which every adapter's ``gateway.issuer`` must equal;
+    ``signing_key_file``: a private EC P-256 JWK (RFC 7517, JSON, with ``kid``); ``ttl_seconds``: the
+    assertion's lifetime (``exp - iat``), 1-300 seconds; ``additional_jwks_files``: public JWK Sets to
+    publish as well (key rotation, docs/deployment.md). Files are read when the app is created
+    (:mod:`familyctx_gateway.adapter_trust`), not here.
+    """
+
+    issuer: str = Field(min_length=1)
+    signing_key_file: Path
+    ttl_seconds: int = Field(default=60, gt=0, le=300)
+    #: Public JWK Sets published beside the signing key at ``/.well-known/jwks.json`` during a key
+    #: rotation: the next key before the switch, or the previous one until its assertions have expired.
+    additional_jwks_files: list[Path] = Field(default_factory=list)
+
+
+class AdapterTlsSettings(_Section):
+    """The gateway's mutual TLS identity towards adapters, and the CA it trusts for their certificates.
+
+    ``ca_file``: PEM CA certificate(s) that issue adapters' server certificates; ``cert_file`` /
+    ``key_file``: the gateway's client certificate (PEM) and its private key (PEM, unencrypted).
+    """
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+class BreakGlassSettings(_Section):
+    """Break glass (docs/access-control.md): ``max_minutes``, the longest a grant may last (1-1440)."""
+
+    max_minutes: int = Field(default=60, ge=1, le=1440)
 
 
 class GatewaySettings(BaseSettings):
@@ -142,6 +196,10 @@ class GatewaySettings(BaseSettings):
 
     listen: ListenSettings = Field(default_factory=ListenSettings)
     audit_database_url: str = "sqlite:///var/demo/audit.sqlite"
+    #: Signing of per-request assertions; required when ``adapters`` is not empty.
+    assertion: AssertionSettings | None = None
+    #: Mutual TLS towards adapters; required when ``adapters`` is not empty (never plaintext).
+    adapter_tls: AdapterTlsSettings | None = None
     #: Trusted issuers. YAML: one mapping (a single issuer, the original shape) or a list of them.
     oidc: list[OidcSettings] = Field(default_factory=lambda: [OidcSettings()], min_length=1)
     adapters: list[AdapterTarget] = Field(default_factory=list)
@@ -151,6 +209,10 @@ class GatewaySettings(BaseSettings):
     describe_cache_seconds: float = Field(default=60.0, ge=0)
     #: Candidates asked of each adapter per FindPeople.
     max_results_per_source: int = Field(default=25, gt=0, le=200)
+    #: The gateway access policy (roles x purposes, Cedar); None: the packaged
+    #: ``familyctx_gateway/policies/access.cedar``. Validated at start-up (docs/access-control.md).
+    access_policy_file: Path | None = None
+    break_glass: BreakGlassSettings = Field(default_factory=BreakGlassSettings)
     log_level: str = "INFO"
 
     @field_validator("oidc", mode="before")
@@ -173,6 +235,18 @@ class GatewaySettings(BaseSettings):
         if len(codes) != len(set(codes)):
             raise ValueError("each council (gss_code) may be configured once")
         return value
+
+    @model_validator(mode="after")
+    def _adapters_need_trust(self) -> GatewaySettings:
+        # The gateway never calls an adapter without mutual TLS and a signed assertion.
+        if self.adapters:
+            missing = [name for name in ("adapter_tls", "assertion") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"{' and '.join(missing)} must be set when adapters are configured: the gateway "
+                    "calls adapters only over mutual TLS with a signed assertion (docs/deployment.md)"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -208,8 +282,10 @@ def _check_nested_oidc_env(oidc_input: Any, where: str) -> None:
     if isinstance(oidc_input, list) and nested:
         raise GatewayConfigError(
             where,
-            [f"oidc: is a list of issuers, so {nested[0]} cannot override one key; set "
-             "FAMILYCTX_GATEWAY_OIDC to the whole list as JSON, or change the file"],
+            [
+                f"oidc: is a list of issuers, so {nested[0]} cannot override one key; set "
+                "FAMILYCTX_GATEWAY_OIDC to the whole list as JSON, or change the file"
+            ],
         )
 
 

@@ -95,8 +95,12 @@ def fetch_token(
             token_endpoint = discovery.json()["token_endpoint"]
             response = http.post(
                 token_endpoint,
-                data={"grant_type": "password", "username": username, "password": password,
-                      "client_id": client_id},
+                data={
+                    "grant_type": "password",
+                    "username": username,
+                    "password": password,
+                    "client_id": client_id,
+                },
             )
         except httpx.TransportError as exc:
             raise ServiceUnreachable(
@@ -153,10 +157,42 @@ class GatewayClient:
         """``POST /v1/family-context`` with ``body`` (FamilyContextRequest shape)."""
         return self._post("/v1/family-context", body, request_id)
 
+    def open_break_glass(self, body: dict[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """``POST /v1/break-glass`` with ``body`` (``purpose``, ``case_reference``, ``reason``, optional
+        ``minutes``); returns the grant (``break_glass_id``, ``expires_at``, ...)."""
+        return self._post("/v1/break-glass", body, request_id)
+
+    def break_glass(self, break_glass_id: str, *, request_id: str | None = None) -> dict[str, Any]:
+        """``GET /v1/break-glass/{id}``: one of the caller's own grants."""
+        return self._request("GET", f"/v1/break-glass/{break_glass_id}", None, None, request_id)
+
+    def break_glass_notifications(
+        self,
+        *,
+        since: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``GET /v1/break-glass/notifications`` (IG officers): ``since`` an ISO 8601 time, ``after`` the
+        previous page's ``next_after``, ``limit`` 1-200."""
+        params = {k: v for k, v in (("since", since), ("after", after), ("limit", limit)) if v is not None}
+        return self._request("GET", "/v1/break-glass/notifications", None, params, request_id)
+
     def _post(self, path: str, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+        return self._request("POST", path, body, None, request_id)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        params: dict[str, Any] | None,
+        request_id: str | None,
+    ) -> dict[str, Any]:
         headers = {"X-Request-ID": request_id or str(uuid.uuid4())}
         try:
-            response = self._http.post(path, json=body, headers=headers)
+            response = self._http.request(method, path, json=body, params=params, headers=headers)
         except httpx.TransportError as exc:
             raise ServiceUnreachable(
                 f"the gateway at {self._base} is not reachable ({type(exc).__name__}); is it running? "

@@ -41,6 +41,7 @@ STATE_STYLES: dict[str, tuple[str, str, str]] = {
     "stale": ("⚠", "stale data", "bold yellow"),
     "unavailable": ("✖", "source unavailable", "bold red"),
     "timed_out": ("⏱", "timed out", "bold red"),
+    "refused": ("⊘", "refused the gateway", "bold red"),
     "error": ("✖", "source error", "bold red"),
     "possible_match_only": ("?", "possible match only", "yellow"),
     "not_searched": ("·", "not searched", "dim"),
@@ -76,13 +77,13 @@ _MISSING_WHAT = {
 
 def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> Panel | None:
     """The banner printed before any table: one ``INCOMPLETE:`` line per council that did not answer
-    (unavailable, timed out, error) and one ``STALE:`` warning per dataset older than its promised
+    (unavailable, timed out, refused, error) and one ``STALE:`` warning per dataset older than its promised
     refresh interval. None when every council answered with fresh data. ``kind``: ``family_context``
     or ``search`` (changes only what is said to be missing)."""
     lines: list[Text] = []
     for source in sources:
         state = source.state.value
-        if state in ("unavailable", "timed_out", "error"):
+        if state in ("unavailable", "timed_out", "refused", "error"):
             words = STATE_STYLES[state][1]
             line = Text(f"INCOMPLETE: {source.name} ({source.gss_code}) did not answer ({words}): "
                         f"{_MISSING_WHAT[kind]}.", style="bold red")
@@ -188,7 +189,7 @@ def _people_table(response: Any) -> Table:
             where = possible.record.council_name if possible.record else possible.candidate_id
             notes.append(f"possible match ({possible.match_grade.value}) in {where}: not merged")
         for council_state in person.council_states:
-            if council_state.state.value in ("unavailable", "timed_out", "error"):
+            if council_state.state.value in ("unavailable", "timed_out", "refused", "error"):
                 notes.append(f"{names.get(council_state.gss_code, council_state.gss_code)} did not answer: "
                              "any records there are missing")
         name = Text(_person_name(person), style="bold" if person.is_subject else "")

@@ -77,9 +77,16 @@ def test_family_context_of_the_child_whose_mother_moved(gateway: Gateway, scenar
     assert LEEDS in {i["gss_code"] for i in by_person[mother["person_id"]]}
     mother_in_leeds = {i["dataset_id"] for i in by_person[mother["person_id"]] if i["gss_code"] == LEEDS}
     assert {"asc", "housing"} <= mother_in_leeds
+    # Manchester's sharing policy discloses adult social care only for an s47 enquiry under break glass:
+    # the grandmother's adult social care there is withheld, and the answer says so.
     grandparent = person_holding(answer, scenario["grandparent"])
-    assert MANCHESTER in {i["gss_code"] for i in by_person[grandparent["person_id"]]}
-    assert {i["gss_code"] for i in answer["involvements"]} == {STOCKPORT, LEEDS, MANCHESTER}
+    assert MANCHESTER not in {i["gss_code"] for i in by_person.get(grandparent["person_id"], [])}
+    states = grandparent["dataset_states"]
+    withheld = [d for d in states if (d["gss_code"], d["dataset_id"]) == (MANCHESTER, "asc")]
+    assert withheld and all(
+        (d["state"], d["reason"]) == ("withheld", "withheld by Manchester policy") for d in withheld
+    )
+    assert {i["gss_code"] for i in answer["involvements"]} == {STOCKPORT, LEEDS}
 
     named = [i for i in answer["involvements"] if i["practitioner"] and i["practitioner"]["name"]]
     assert named, "involvements carry named practitioners"

@@ -1,6 +1,7 @@
 """The adapter's real gRPC server, in process on a free port, over SQLite and PostgreSQL.
 
-Calls go through a real channel (grpc.aio); the warehouse is real SQL built with build_metadata.
+Calls go through a real mutual-TLS channel (grpc.aio) with a signed gateway assertion, as the gateway
+makes them (tests/trust_support.py); the warehouse is real SQL built with build_metadata.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from familyctx_adapter.indexes import prepare_indexes
 from familyctx_adapter.server import build_server
 from familyctx_adapter.sql_source import SqlWarehouseSource
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from unit.test_adapter_fixture_warehouse import BROTHER, CHILD, MOTHER, build_warehouse, settings_for
+from trust_support import Caller, requester
+from unit.test_adapter_fixture_warehouse import BROTHER, CHILD, GSS, MOTHER, build_warehouse, settings_for
+
+from familyctx.trust.pki import DevPki
 
 #: Same server and variable as tests/conftest.py's postgres_url (not imported: tests/e2e has its own
 #: conftest module, and the name "conftest" is ambiguous in a full run).
@@ -41,9 +45,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 class Adapter:
     def __init__(
-        self, stub: adapter_pb2_grpc.AdapterServiceStub, channel: grpc.aio.Channel, cms: str
+        self, stub: adapter_pb2_grpc.AdapterServiceStub, channel: grpc.aio.Channel, cms: str, caller: Caller
     ) -> None:
-        self.stub, self.channel, self.cms = stub, channel, cms
+        self.stub, self.channel, self.cms, self.caller = stub, channel, cms, caller
+
+    def meta(self, **changes: object) -> tuple[tuple[str, str], ...]:
+        """A fresh assertion for this adapter's council (request id req-123, purpose s47_enquiry)."""
+        return self.caller.metadata(GSS[self.cms], requester(request_id="req-123", **changes))
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,7 @@ def module_postgres_url() -> Iterator[str]:
     scope="module", loop_scope="module", params=BACKENDS, ids=[f"{b}-{c}" for b, c in BACKENDS]
 )
 async def adapter(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, dev_pki: DevPki
 ) -> AsyncIterator[Adapter]:
     backend, cms = request.param
     if backend == "postgres":
@@ -82,20 +90,18 @@ async def adapter(
     engine = sa.create_engine(url)
     build_warehouse(engine, cms)
     engine.dispose()
-    settings = settings_for(cms, url)
+    settings = settings_for(cms, url, pki=dev_pki)
     source = SqlWarehouseSource.from_settings(settings)
     prepare_indexes(source.w)
     server = build_server(settings, source)
     await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    caller = Caller.gateway(dev_pki)
+    channel = caller.channel(f"127.0.0.1:{server.port}")
     try:
-        yield Adapter(adapter_pb2_grpc.AdapterServiceStub(channel), channel, cms)
+        yield Adapter(adapter_pb2_grpc.AdapterServiceStub(channel), channel, cms, caller)
     finally:
         await channel.close()
         await server.stop(grace=None)
-
-
-META = (("x-request-id", "req-123"), ("x-purpose", "s47_enquiry"))
 
 
 async def test_health_and_describe(adapter: Adapter) -> None:
@@ -103,7 +109,9 @@ async def test_health_and_describe(adapter: Adapter) -> None:
     for service in ("", "familycontext.v1.AdapterService"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    d = await adapter.stub.Describe(adapter_pb2.DescribeRequest(), timeout=10)
+    d = await adapter.stub.Describe(
+        adapter_pb2.DescribeRequest(), metadata=adapter.meta(purpose=""), timeout=10
+    )
     assert d.contract_version == "1.0.0" and d.source_system == adapter.cms
     assert {ds.dataset_id for ds in d.datasets} == {"csc", "early_help", "asc", "housing"}
 
@@ -111,7 +119,7 @@ async def test_health_and_describe(adapter: Adapter) -> None:
 async def test_find_people_by_nhs_number_and_by_name_and_dob(adapter: Adapter) -> None:
     by_nhs = await adapter.stub.FindPeople(
         adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number="943-476-5919")),
-        metadata=META,
+        metadata=adapter.meta(),
         timeout=10,
     )
     assert [p.local_person_id for p in by_nhs.candidates] == [CHILD]
@@ -125,7 +133,7 @@ async def test_find_people_by_nhs_number_and_by_name_and_dob(adapter: Adapter) -
             ),
             max_results=1,
         ),
-        metadata=META,
+        metadata=adapter.meta(),
         timeout=10,
     )
     assert [(p.local_person_id, p.given_name, p.family_name) for p in by_name.candidates] == [
@@ -136,7 +144,7 @@ async def test_find_people_by_nhs_number_and_by_name_and_dob(adapter: Adapter) -
 async def test_family_context(adapter: Adapter) -> None:
     ctx = await adapter.stub.GetFamilyContext(
         adapter_pb2.GetFamilyContextRequest(local_person_ids=[CHILD, "UNKNOWN"], include_relatives=True),
-        metadata=META,
+        metadata=adapter.meta(),
         timeout=10,
     )
     assert {p.local_person_id for p in ctx.people} == {CHILD, BROTHER, MOTHER}
@@ -164,20 +172,24 @@ async def test_invalid_argument_and_not_found(adapter: Adapter) -> None:
     ]
     for request_message, message in bad_searches:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await adapter.stub.FindPeople(request_message, timeout=10)
+            await adapter.stub.FindPeople(request_message, metadata=adapter.meta(), timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert message in (info.value.details() or "")
         assert "9999999999" not in (info.value.details() or "")
 
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await adapter.stub.GetFamilyContext(
-            adapter_pb2.GetFamilyContextRequest(local_person_ids=[f"P{i}" for i in range(51)]), timeout=10
+            adapter_pb2.GetFamilyContextRequest(local_person_ids=[f"P{i}" for i in range(51)]),
+            metadata=adapter.meta(),
+            timeout=10,
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 50" in (info.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await adapter.stub.GetFamilyContext(
-            adapter_pb2.GetFamilyContextRequest(local_person_ids=["NOPE-1", "NOPE-2"]), timeout=10
+            adapter_pb2.GetFamilyContextRequest(local_person_ids=["NOPE-1", "NOPE-2"]),
+            metadata=adapter.meta(),
+            timeout=10,
         )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     assert "NOPE" not in (info.value.details() or "")
@@ -191,35 +203,44 @@ async def test_logs_carry_request_id_and_purpose_but_no_personal_data(
         adapter_pb2.FindPeopleRequest(
             query=adapter_pb2.PersonQuery(nhs_number="9434765919", family_name="O'Neill", given_name="Zoë")
         ),
-        metadata=META,
+        metadata=adapter.meta(),
         timeout=10,
     )
     lines = [r.getMessage() for r in caplog.records if r.name == "familyctx.adapter"]
-    assert any("FindPeople" in line and "req-123" in line and "s47_enquiry" in line for line in lines)
+    assert any(
+        "FindPeople" in line
+        and "request_id=req-123" in line
+        and "purpose=s47_enquiry" in line
+        and "role=social_worker" in line
+        and "org=E08000007" in line
+        for line in lines
+    )
     text = "\n".join(lines)
-    for personal in ("9434765919", "O'Neill", "Zoë", "2014"):
+    for personal in ("9434765919", "O'Neill", "Zoë", "2014", "Test Worker", "TEST-CASE-1"):
         assert personal not in text
 
 
-async def test_warehouse_gone_is_unavailable_and_not_serving(postgres_url: str) -> None:
+async def test_warehouse_gone_is_unavailable_and_not_serving(postgres_url: str, dev_pki: DevPki) -> None:
     engine = sa.create_engine(postgres_url)
     build_warehouse(engine, "systemc")
     engine.dispose()
-    settings = settings_for("systemc", postgres_url)
+    settings = settings_for("systemc", postgres_url, pki=dev_pki)
     server = build_server(settings, SqlWarehouseSource.from_settings(settings))
     await server.start()
+    caller = Caller.gateway(dev_pki)
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        async with caller.channel(f"127.0.0.1:{server.port}") as channel:
             stub = adapter_pb2_grpc.AdapterServiceStub(channel)
             request = adapter_pb2.FindPeopleRequest(query=adapter_pb2.PersonQuery(nhs_number="9434765919"))
-            assert len((await stub.FindPeople(request, timeout=10)).candidates) == 1
+            meta = caller.metadata(GSS["systemc"])
+            assert len((await stub.FindPeople(request, metadata=meta, timeout=10)).candidates) == 1
             admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
                 name = postgres_url.rsplit("/", 1)[1]
                 conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             admin.dispose()
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await stub.FindPeople(request, timeout=10)
+                await stub.FindPeople(request, metadata=caller.metadata(GSS["systemc"]), timeout=10)
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "9434765919" not in (info.value.details() or "")
             assert await server.check_health() is False

@@ -1,6 +1,7 @@
 """The adapter over the synthetic councils from ``familyctx synth``: the planted mother_moved family.
 
-Real synth output (SQLite per council), real gRPC server in process on a free port, real channel.
+Real synth output (SQLite per council), real gRPC server in process on a free port, real mutual-TLS
+channel with signed gateway assertions (the permit-all test policy: sharing policy is tested elsewhere).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import pytest_asyncio
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
@@ -21,6 +21,9 @@ from familyctx_adapter.indexes import prepare_indexes
 from familyctx_adapter.server import build_server
 from familyctx_adapter.settings import load_settings
 from familyctx_adapter.sql_source import SqlWarehouseSource
+from trust_support import AuthedStub, Caller, adapter_trust_settings
+
+from familyctx.trust.pki import DevPki
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 REPO = Path(__file__).resolve().parents[2]
@@ -58,22 +61,25 @@ def scenario(synth_dir: Path) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def stubs(synth_dir: Path) -> AsyncIterator[dict[str, adapter_pb2_grpc.AdapterServiceStub]]:
+async def stubs(synth_dir: Path, dev_pki: DevPki) -> AsyncIterator[dict[str, AuthedStub]]:
     servers, channels, out = [], [], {}
-    for slug in ("stockport", "leeds"):
+    caller = Caller.gateway(dev_pki)
+    for slug, gss in (("stockport", "E08000007"), ("leeds", "E08000035")):
         settings = load_settings(
             REPO / "services" / "adapter" / "config" / f"{slug}.yaml",
             database_url=f"sqlite:///{synth_dir / slug}.sqlite",
             listen={"port": 0},
+            **adapter_trust_settings(dev_pki, gss),
         )
+        assert settings.council.gss_code == gss
         source = SqlWarehouseSource.from_settings(settings)
         prepare_indexes(source.w)
         server = build_server(settings, source)
         await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+        channel = caller.channel(f"127.0.0.1:{server.port}")
         servers.append(server)
         channels.append(channel)
-        out[settings.council.gss_code] = adapter_pb2_grpc.AdapterServiceStub(channel)
+        out[gss] = AuthedStub(adapter_pb2_grpc.AdapterServiceStub(channel), caller, gss)
     try:
         yield out
     finally:

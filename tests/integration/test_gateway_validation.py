@@ -98,7 +98,9 @@ async def test_family_context_validation(gw: RunningGateway, subject: Any, field
     assert field in errors, errors
 
 
-SEARCH_FIELDS = "purpose, case_reference, nhs_number, given_name, family_name, date_of_birth, postcode"
+SEARCH_FIELDS = (
+    "purpose, case_reference, nhs_number, given_name, family_name, date_of_birth, postcode, break_glass_id"
+)
 
 
 async def test_unknown_keys_are_never_echoed(gw: RunningGateway) -> None:

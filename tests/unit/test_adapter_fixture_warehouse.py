@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -380,16 +381,36 @@ def build_warehouse(engine: sa.Engine, cms: str) -> Expected:
     return Expected()
 
 
-def settings_for(cms: str, url: str, **extra: object):  # type: ignore[no-untyped-def]
-    """AdapterSettings for the fixture council of ``cms`` on ``url``, listening on a free port."""
-    from familyctx_adapter.settings import AdapterSettings
+def settings_for(cms: str, url: str, *, pki=None, policy_file=None, **extra: object):  # type: ignore[no-untyped-def]
+    """AdapterSettings for the fixture council of ``cms`` on ``url``, listening on a free port.
 
+    ``pki`` (a DevPki, e.g. the ``dev_pki`` fixture) supplies real TLS and gateway key files; without
+    it the trust settings name files that do not exist (enough for tests that never build a server).
+    ``policy_file`` defaults to the permit-all test policy.
+    """
+    from familyctx_adapter.settings import AdapterSettings
+    from trust_support import PERMIT_ALL_POLICY, adapter_trust_settings
+
+    gss = GSS[cms]
+    if pki is not None:
+        trust = adapter_trust_settings(pki, gss, policy_file=policy_file or PERMIT_ALL_POLICY)
+    else:
+        missing = Path("/nonexistent/familyctx-test-pki")
+        trust = {
+            "tls": {
+                "cert_file": missing / "a.pem",
+                "key_file": missing / "a.key",
+                "client_ca_file": missing / "ca",
+            },
+            "gateway": {"issuer": "https://gateway.familyctx.local", "jwks_file": missing / "jwks.json"},
+            "policy_file": policy_file or PERMIT_ALL_POLICY,
+        }
     return AdapterSettings(
-        council={"gss_code": GSS[cms], "name": NAMES[cms], "dfe_la_number": LA[cms]},
+        council={"gss_code": gss, "name": NAMES[cms], "dfe_la_number": LA[cms]},
         cms=cms,
         database_url=url,
         listen={"host": "127.0.0.1", "port": 0},
-        **extra,
+        **{**trust, **extra},
     )
 
 

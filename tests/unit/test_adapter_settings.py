@@ -14,6 +14,14 @@ council: {gss_code: E08000007, name: Stockport, dfe_la_number: 356}
 cms: systemc
 database_url: sqlite:///var/demo/stockport.sqlite
 listen: {host: 127.0.0.1, port: 50061}
+tls:
+  cert_file: var/dev-pki/adapter-E08000007.pem
+  key_file: var/dev-pki/adapter-E08000007.key
+  client_ca_file: var/dev-pki/ca.pem
+gateway:
+  issuer: https://gateway.familyctx.local
+  jwks_file: var/dev-pki/gateway-assertion-jwks.json
+policy_file: services/adapter/config/policies/stockport.cedar
 """
 
 
@@ -73,6 +81,58 @@ def test_unknown_keys_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         )
 
 
+def test_trust_sections_are_read(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, GOOD + "health_listen: {host: 0.0.0.0, port: 8081}\n"))
+    assert s.tls.cert_file == Path("var/dev-pki/adapter-E08000007.pem")
+    assert s.tls.client_ca_file == Path("var/dev-pki/ca.pem")
+    assert (s.gateway.issuer, s.gateway.jwks_url, s.gateway.client_cert_subject) == (
+        "https://gateway.familyctx.local",
+        None,
+        None,
+    )
+    assert (s.gateway.leeway_seconds, s.gateway.jwks_refresh_seconds) == (5, 60.0)
+    assert s.policy_file == Path("services/adapter/config/policies/stockport.cedar")
+    assert s.health_listen is not None and (s.health_listen.host, s.health_listen.port) == ("0.0.0.0", 8081)
+    assert load_settings(write(tmp_path, GOOD)).health_listen is None
+
+
+@pytest.mark.parametrize("section", ["tls", "gateway", "policy_file"])
+def test_trust_sections_are_required(tmp_path: Path, section: str) -> None:
+    """The adapter never listens without mutual TLS, the gateway's keys and a sharing policy."""
+    text = GOOD
+    start = text.index(f"{section}:")
+    end = text.find("\n", start)
+    while section != "policy_file" and text.startswith("  ", end + 1):
+        end = text.find("\n", end + 1)
+    with pytest.raises(AdapterConfigError, match=rf"{section}: Field required"):
+        load_settings(write(tmp_path, text[:start] + text[end + 1 :]))
+
+
+def test_exactly_one_source_of_gateway_keys(tmp_path: Path) -> None:
+    both = GOOD.replace(
+        "  jwks_file: var/dev-pki/gateway-assertion-jwks.json\n",
+        "  jwks_file: var/dev-pki/gateway-assertion-jwks.json\n  jwks_url: https://gw.example/.well-known/jwks.json\n",
+    )
+    with pytest.raises(
+        AdapterConfigError, match="gateway: Value error, give exactly one of jwks_file or jwks_url"
+    ):
+        load_settings(write(tmp_path, both))
+    neither = GOOD.replace("  jwks_file: var/dev-pki/gateway-assertion-jwks.json\n", "")
+    with pytest.raises(AdapterConfigError, match="give exactly one of jwks_file or jwks_url"):
+        load_settings(write(tmp_path, neither))
+    url = GOOD.replace(
+        "  jwks_file: var/dev-pki/gateway-assertion-jwks.json\n",
+        "  jwks_url: https://gw.example/.well-known/jwks.json\n",
+    )
+    assert load_settings(write(tmp_path, url)).gateway.jwks_url == "https://gw.example/.well-known/jwks.json"
+    with pytest.raises(AdapterConfigError, match="gateway.jwks_url"):
+        load_settings(write(tmp_path, url.replace("https://gw.example", "ftp://gw.example")))
+    with pytest.raises(AdapterConfigError, match="gateway.leeway_seconds"):
+        load_settings(write(tmp_path, GOOD.replace("  issuer:", "  leeway_seconds: 600\n  issuer:")))
+    with pytest.raises(AdapterConfigError, match="tls.verify"):
+        load_settings(write(tmp_path, GOOD.replace("tls:\n", "tls:\n  verify: false\n")))
+
+
 @pytest.mark.parametrize("slug", ["stockport", "leeds", "manchester"])
 def test_example_configs_match_the_demo_councils(slug: str) -> None:
     from familyctx.councils import DEMO_COUNCILS
@@ -81,3 +141,8 @@ def test_example_configs_match_the_demo_councils(slug: str) -> None:
     s = load_settings(REPO / "services" / "adapter" / "config" / f"{slug}.yaml")
     assert (s.council.gss_code, s.cms, s.listen.port) == (council.gss_code, council.cms, council.port)
     assert s.council.dfe_la_number == council.dfe_la_number
+    assert s.tls.cert_file == Path(f"var/dev-pki/adapter-{council.gss_code}.pem")
+    assert s.tls.client_ca_file == Path("var/dev-pki/ca.pem")
+    assert s.gateway.jwks_file == Path("var/dev-pki/gateway-assertion-jwks.json")
+    assert s.gateway.client_cert_subject == "familyctx-gateway"
+    assert s.policy_file == Path(f"services/adapter/config/policies/{slug}.cedar")

@@ -14,6 +14,7 @@ from familyctx.demo import DataLayout, FederationPorts
 from familyctx.demo.configs import write_adapter_configs, write_gateway_config
 from familyctx.demo.errors import DataDirError
 from familyctx.demo.hints import cli_invocation, try_commands
+from familyctx.demo.trust import ensure_demo_pki
 
 
 def _modes(root: Path) -> dict[str, int]:
@@ -29,11 +30,13 @@ def test_data_dir_is_private_and_old_world_readable_files_are_closed(tmp_path: P
     old.chmod(0o644)
     layout = DataLayout(root)
     layout.make_private()
-    write_adapter_configs(layout, FederationPorts(), "127.0.0.1")
-    write_gateway_config(layout, FederationPorts(), "127.0.0.1")
+    pki, _ = ensure_demo_pki(layout)
+    write_adapter_configs(layout, FederationPorts(), "127.0.0.1", pki)
+    write_gateway_config(layout, FederationPorts(), "127.0.0.1", pki)
     modes = _modes(root)
     assert modes["."] == 0o700
-    assert modes["config"] == modes["logs"] == modes["oidc"] == 0o700
+    assert modes["config"] == modes["logs"] == modes["oidc"] == modes["pki"] == 0o700
+    assert modes["pki/ca.key"] == modes["pki/gateway-assertion.jwk.json"] == 0o600
     assert modes["audit.sqlite"] == 0o600
     assert modes["config/gateway.yaml"] == 0o600  # written owner-only whatever this process's umask
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes

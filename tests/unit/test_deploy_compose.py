@@ -87,8 +87,8 @@ def test_gateway_waits_for_database_identity_provider_and_every_adapter(
     services: dict[str, dict[str, Any]],
 ) -> None:
     adapters = set(_adapter_services(services))
-    assert set(services["gateway"]["depends_on"]) == {"postgres", "keycloak"} | adapters
-    assert set(services["gateway-dev-oidc"]["depends_on"]) == {"postgres", "oidc-dev"} | adapters
+    assert set(services["gateway"]["depends_on"]) == {"certs", "postgres", "keycloak"} | adapters
+    assert set(services["gateway-dev-oidc"]["depends_on"]) == {"certs", "postgres", "oidc-dev"} | adapters
 
 
 def test_synth_is_a_one_shot_job_every_adapter_waits_for(services: dict[str, dict[str, Any]]) -> None:
@@ -96,7 +96,72 @@ def test_synth_is_a_one_shot_job_every_adapter_waits_for(services: dict[str, dic
     assert _is_one_shot(synth)
     assert synth["network_mode"] == "none", "the data generator needs no network"
     for name, svc in _adapter_services(services).items():
-        assert svc["depends_on"] == {"synth": {"condition": "service_completed_successfully"}}, name
+        assert svc["depends_on"] == {
+            "certs": {"condition": "service_completed_successfully"},
+            "synth": {"condition": "service_completed_successfully"},
+        }, name
+
+
+PKI_DIR = "/var/lib/familyctx/pki"
+
+
+def test_certs_job_writes_the_development_pki_every_party_mounts_read_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    certs = services["certs"]
+    assert _is_one_shot(certs) and certs["network_mode"] == "none"
+    command = certs["command"]
+    assert command[:3] == ["dev-pki", "--out", PKI_DIR]
+    councils = [command[i + 1] for i, arg in enumerate(command) if arg == "--council"]
+    assert sorted(councils) == sorted(c.gss_code for c in DEMO_COUNCILS)
+    assert _mounts(certs)[PKI_DIR] == "dev-pki"
+    readers = [*_adapter_services(services), "gateway", "gateway-dev-oidc"]
+    for name in readers:
+        entries = [v for v in services[name]["volumes"] if v.split(":")[1] == PKI_DIR]
+        assert entries == [f"dev-pki:{PKI_DIR}:ro"], name
+        assert services[name]["depends_on"]["certs"] == {"condition": "service_completed_successfully"}
+
+
+def test_each_adapter_mounts_its_councils_sharing_policy(services: dict[str, dict[str, Any]]) -> None:
+    from familyctx_adapter.settings import load_settings
+
+    for council in DEMO_COUNCILS:
+        svc = services[f"adapter-{council.slug}"]
+        settings = load_settings(REPO / "deploy" / "compose" / f"adapter-{council.slug}.yaml")
+        source = _mounts(svc)[str(settings.policy_file)]
+        assert source == f"./services/adapter/config/policies/{council.slug}.cedar"
+        assert (REPO / source).is_file()
+
+
+def test_compose_configs_use_the_certs_jobs_files_and_names_that_match(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from familyctx_adapter.settings import load_settings as load_adapter_settings
+    from familyctx_gateway.settings import load_settings
+
+    from familyctx.trust.pki import DevPki, adapter_dns_name
+
+    pki = DevPki(Path(PKI_DIR), tuple(c.gss_code for c in DEMO_COUNCILS))
+    for service in ("gateway", "gateway-dev-oidc"):
+        gateway = load_settings(REPO / _mounts(services[service])["/etc/familyctx/gateway.yaml"])
+        assert gateway.assertion is not None and gateway.adapter_tls is not None
+        assert gateway.assertion.signing_key_file == pki.assertion_key
+        tls = gateway.adapter_tls
+        assert (tls.ca_file, tls.cert_file, tls.key_file) == (pki.ca_cert, pki.gateway_cert, pki.gateway_key)
+        # The compose service name is not in the certificate: the gateway checks the certificate's name.
+        assert {a.gss_code: a.tls_server_name for a in gateway.adapters} == {
+            c.gss_code: adapter_dns_name(c.gss_code) for c in DEMO_COUNCILS
+        }
+        for council in DEMO_COUNCILS:
+            adapter = load_adapter_settings(REPO / "deploy" / "compose" / f"adapter-{council.slug}.yaml")
+            assert adapter.tls.cert_file == pki.adapter_cert(council.gss_code)
+            assert adapter.tls.key_file == pki.adapter_key(council.gss_code)
+            assert adapter.tls.client_ca_file == pki.ca_cert
+            assert adapter.gateway.jwks_file == pki.assertion_jwks
+            assert adapter.gateway.issuer == gateway.assertion.issuer
+            # The image's HEALTHCHECK probes 127.0.0.1:50052: the plaintext health-only port.
+            assert adapter.health_listen is not None
+            assert (adapter.health_listen.host, adapter.health_listen.port) == ("127.0.0.1", 50052)
 
 
 def test_one_adapter_per_demo_council_with_its_own_config_and_volume(

@@ -17,10 +17,16 @@ from dockerfile_parse import DockerfileParser
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "deploy" / "docker"
 
+#: image -> (command, exposed ports, port its HEALTHCHECK probes). The adapter's data port 50051 is mutual
+#: TLS only, so its image probes the plaintext health-only port 50052 (health_listen).
 EXPECTED = {
-    "gateway": (["familyctx", "gateway", "serve", "--config", "/etc/familyctx/gateway.yaml"], 8000),
-    "adapter": (["familyctx", "adapter", "serve", "--config", "/etc/familyctx/adapter.yaml"], 50051),
-    "oidc-dev": (["familyctx", "oidc", "serve"], 9000),
+    "gateway": (["familyctx", "gateway", "serve", "--config", "/etc/familyctx/gateway.yaml"], "8000", 8000),
+    "adapter": (
+        ["familyctx", "adapter", "serve", "--config", "/etc/familyctx/adapter.yaml"],
+        "50051 50052",
+        50052,
+    ),
+    "oidc-dev": (["familyctx", "oidc", "serve"], "9000", 9000),
 }
 
 
@@ -59,12 +65,12 @@ def test_runs_as_a_fixed_non_root_user(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_entrypoint_port_and_healthcheck(name: str) -> None:
     parser = _parse(name)
-    command, port = EXPECTED[name]
+    command, exposed, port = EXPECTED[name]
     (entrypoint,) = _instructions(parser, "ENTRYPOINT")
     (cmd,) = _instructions(parser, "CMD")
     full = json.loads(entrypoint) + json.loads(cmd)
     assert full[: len(command)] == command
-    assert _instructions(parser, "EXPOSE") == [str(port)]
+    assert _instructions(parser, "EXPOSE") == [exposed]
     (healthcheck,) = _instructions(parser, "HEALTHCHECK")
     assert "/opt/familyctx-tools/healthcheck.py" in healthcheck
     assert f"127.0.0.1:{port}" in healthcheck

@@ -97,12 +97,98 @@ def test_pods_are_hardened(base: list[dict[str, Any]], name: str) -> None:
         assert "/tmp" in mounts, "a read-only root needs a writable /tmp"
 
 
-def test_adapter_probes_use_grpc_health_on_the_serving_port(base: list[dict[str, Any]]) -> None:
+def test_adapter_probes_use_grpc_health_on_the_plaintext_health_port(base: list[dict[str, Any]]) -> None:
+    # The data port takes only the gateway's client certificate, which the kubelet does not hold.
     (container,) = _one(base, "Deployment", "familyctx-adapter")["spec"]["template"]["spec"]["containers"]
-    assert container["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "grpc", "containerPort": 50051, "protocol": "TCP"},
+        {"name": "health", "containerPort": 50052, "protocol": "TCP"},
+    ]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["grpc"] == {"port": 50051}, probe
+        assert container[probe]["grpc"] == {"port": 50052}, probe
     assert container["args"] == ["adapter", "serve", "--config", "/etc/familyctx/adapter.yaml"]
+
+
+def _mounted(deployment: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """mountPath -> (volume name, volume source) of the deployment's one container."""
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (container,) = pod["containers"]
+    return {m["mountPath"]: (m["name"], volumes[m["name"]]) for m in container["volumeMounts"]}
+
+
+# Where each deployable's config expects its trust files, and which Secret or ConfigMap holds them.
+TRUST_MOUNTS = {
+    "familyctx-adapter": {
+        "/etc/familyctx-tls": ("secret", "familyctx-adapter-tls"),
+        "/etc/familyctx-gateway": ("configMap", "familyctx-gateway-jwks"),
+        "/etc/familyctx-policy": ("configMap", "familyctx-adapter-policy"),
+    },
+    "familyctx-gateway": {
+        "/etc/familyctx-tls": ("secret", "familyctx-gateway-tls"),
+        "/etc/familyctx-assertion": ("secret", "familyctx-gateway-assertion-key"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRUST_MOUNTS))
+def test_certificates_and_keys_are_mounted_read_only_from_secrets(
+    base: list[dict[str, Any]], name: str
+) -> None:
+    deployment = _one(base, "Deployment", name)
+    mounted = _mounted(deployment)
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    read_only = {m["mountPath"] for m in container["volumeMounts"] if m.get("readOnly")}
+    for path, (kind, source_name) in TRUST_MOUNTS[name].items():
+        _, volume = mounted[path]
+        assert path in read_only, path
+        if kind == "secret":
+            assert volume["secret"]["secretName"] == source_name
+            # Owner and group (fsGroup 10001) only: private keys are never world-readable.
+            assert volume["secret"]["defaultMode"] & 0o007 == 0
+        else:
+            assert volume["configMap"]["name"] == source_name
+
+
+def _under(path: Path, mounts: dict[str, Any]) -> bool:
+    return any(path.is_relative_to(mount) for mount in mounts)
+
+
+def test_adapter_configs_name_files_in_the_mounted_secrets_and_config_maps(
+    base: list[dict[str, Any]],
+) -> None:
+    from familyctx_adapter.settings import load_settings
+
+    mounts = TRUST_MOUNTS["familyctx-adapter"]
+    for config in [
+        BASE / "adapter" / "adapter.yaml",
+        *(OVERLAYS / c.slug / "adapter.yaml" for c in DEMO_COUNCILS),
+    ]:
+        settings = load_settings(config, database_url="sqlite:///unused.sqlite")
+        for path in (settings.tls.cert_file, settings.tls.key_file, settings.tls.client_ca_file):
+            assert path.is_relative_to("/etc/familyctx-tls"), (config, path)
+        assert settings.gateway.jwks_file is not None and _under(settings.gateway.jwks_file, mounts)
+        assert settings.policy_file.is_relative_to("/etc/familyctx-policy")
+        assert settings.health_listen is not None
+        assert (settings.health_listen.host, settings.health_listen.port) == ("0.0.0.0", 50052)
+
+
+def test_gateway_configs_name_files_in_the_mounted_secrets_and_trust_the_adapters_issuer() -> None:
+    from familyctx_adapter.settings import load_settings as load_adapter_settings
+    from familyctx_gateway.settings import load_settings
+
+    mounts = TRUST_MOUNTS["familyctx-gateway"]
+    for config in (BASE / "gateway" / "gateway.yaml", OVERLAYS / "central" / "gateway.yaml"):
+        settings = load_settings(config)
+        assert settings.assertion is not None and settings.adapter_tls is not None
+        tls = settings.adapter_tls
+        for path in (settings.assertion.signing_key_file, tls.ca_file, tls.cert_file, tls.key_file):
+            assert _under(path, mounts), (config, path)
+        for council in DEMO_COUNCILS:
+            adapter = load_adapter_settings(
+                OVERLAYS / council.slug / "adapter.yaml", database_url="sqlite:///x"
+            )
+            assert adapter.gateway.issuer == settings.assertion.issuer
 
 
 def test_gateway_probes_use_healthz_and_readyz(base: list[dict[str, Any]]) -> None:

@@ -2,7 +2,9 @@
 
 Runs the job script as the container would (sh, the familyctx command on PATH) with its folders moved
 into a temporary directory, then serves one council's warehouse with the real adapter process on a free
-loopback port and probes it with the image's health check script. Docker itself is not available here.
+loopback port and probes it with the image's health check script. The certificate and key paths of the
+compose configs (the certs job's volume) are pointed at a test PKI by environment variables, as a
+deployment would override them. Docker itself is not available here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from familyctx.councils import DEMO_COUNCILS
+from familyctx.trust.pki import DevPki
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "deploy" / "compose" / "synth.sh"
@@ -125,11 +129,31 @@ def _probe(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_adapter_from_the_compose_config_passes_the_image_health_check(councils_dir: Path) -> None:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_adapter_from_the_compose_config_passes_the_image_health_check(
+    councils_dir: Path, dev_pki: DevPki
+) -> None:
     council = DEMO_COUNCILS[0]
     config = REPO / "deploy" / "compose" / f"adapter-{council.slug}.yaml"
     warehouse = councils_dir / council.slug / f"{council.slug}.sqlite"
-    # The container's config file; only the listening address and the file's path differ here.
+    health_port = _free_port()
+    env = {
+        **os.environ,
+        "FAMILYCTX_ADAPTER_TLS__CERT_FILE": str(dev_pki.adapter_cert(council.gss_code)),
+        "FAMILYCTX_ADAPTER_TLS__KEY_FILE": str(dev_pki.adapter_key(council.gss_code)),
+        "FAMILYCTX_ADAPTER_TLS__CLIENT_CA_FILE": str(dev_pki.ca_cert),
+        "FAMILYCTX_ADAPTER_GATEWAY__JWKS_FILE": str(dev_pki.assertion_jwks),
+        "FAMILYCTX_ADAPTER_POLICY_FILE": str(
+            REPO / "services/adapter/config/policies" / f"{council.slug}.cedar"
+        ),
+        "FAMILYCTX_ADAPTER_HEALTH_LISTEN__PORT": str(health_port),
+    }
+    # The container's config file; only the listening addresses and the files' paths differ here.
     argv = [
         str(BIN / "familyctx"),
         "adapter",
@@ -143,14 +167,17 @@ def test_adapter_from_the_compose_config_passes_the_image_health_check(councils_
         "--database-url",
         f"sqlite:///{warehouse}",
     ]
-    with _serving(argv, "adapter ready on ") as address:
-        probe = _probe("grpc", address)
+    with _serving(argv, "adapter ready on ", env) as address:
+        probe = _probe("grpc", f"127.0.0.1:{health_port}")
+        data_port = _probe("grpc", address)
     assert probe.returncode == 0, probe.stdout + probe.stderr
     assert "SERVING" in probe.stdout
+    # The data port is mutual TLS only: a plaintext health check there gets nothing.
+    assert data_port.returncode == 1, data_port.stdout
 
 
 def test_gateway_from_the_compose_config_is_live_but_not_ready_without_its_identity_provider(
-    tmp_path: Path,
+    tmp_path: Path, dev_pki: DevPki
 ) -> None:
     # Liveness (/healthz, the image HEALTHCHECK and the Kubernetes livenessProbe) must not depend on
     # Keycloak, or an identity provider outage would restart every gateway; readiness (/readyz) does.
@@ -158,6 +185,10 @@ def test_gateway_from_the_compose_config_is_live_but_not_ready_without_its_ident
         **os.environ,
         "FAMILYCTX_GATEWAY_AUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
         "FAMILYCTX_GATEWAY_OIDC__HTTP_TIMEOUT_SECONDS": "1",
+        "FAMILYCTX_GATEWAY_ASSERTION__SIGNING_KEY_FILE": str(dev_pki.assertion_key),
+        "FAMILYCTX_GATEWAY_ADAPTER_TLS__CA_FILE": str(dev_pki.ca_cert),
+        "FAMILYCTX_GATEWAY_ADAPTER_TLS__CERT_FILE": str(dev_pki.gateway_cert),
+        "FAMILYCTX_GATEWAY_ADAPTER_TLS__KEY_FILE": str(dev_pki.gateway_key),
     }
     argv = [
         str(BIN / "familyctx"),
@@ -172,5 +203,7 @@ def test_gateway_from_the_compose_config_is_live_but_not_ready_without_its_ident
     ]
     with _serving(argv, "gateway ready on ", env) as base_url:
         live, ready = _probe("http", f"{base_url}/healthz"), _probe("http", f"{base_url}/readyz")
+        keys = _probe("http", f"{base_url}/.well-known/jwks.json")
     assert live.returncode == 0, live.stdout
     assert ready.returncode == 1 and "HTTP 503" in ready.stdout, ready.stdout
+    assert keys.returncode == 0, keys.stdout  # adapters can fetch the assertion keys without a token

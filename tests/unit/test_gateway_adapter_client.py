@@ -1,18 +1,48 @@
-"""AdapterClient's own timeout backstop, for a transport that ignores the gRPC deadline it is given.
+"""AdapterClient: its own timeout backstop (for a transport that ignores the gRPC deadline it is given),
+the assertion and metadata each call carries, and how refusals by an adapter are reported.
 
-The transport here is an in-process stand-in (not gRPC): real gRPC enforces the deadline itself, so
-the backstop can only be reached through a transport that does not.
+The transports here are in-process stand-ins (not gRPC): real gRPC enforces the deadline itself, so
+the backstop can only be reached through a transport that does not; refusals are the gRPC errors a
+real channel raises (tests/integration/test_gateway_trust.py has them over real mutual TLS). The
+assertions are really signed and verified.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
+import grpc
+import pytest
 from familycontext.v1 import adapter_pb2
 from familyctx_gateway.adapter_client import AdapterClient
 from familyctx_gateway.api.schemas import SourceState
 from familyctx_gateway.settings import AdapterTarget
+from familyctx_gateway.testing.pki import session_pki
+
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, AssertionVerifier, Requester
+
+ISSUER = "https://gateway.test"
+REQUESTER = Requester(
+    sub="user-1",
+    name="Sam Walker",
+    organisation="E08000007",
+    role="social_worker",
+    client="familyctx-cli",
+    purpose="s47_enquiry",
+    case_reference="CASE-1",
+    request_id="r-1",
+)
+
+
+def _signer() -> AssertionSigner:
+    return AssertionSigner.from_file(session_pki().assertion_key, issuer=ISSUER)
+
+
+def _client(transport: Any, *, deadline_ms: int = 2000, gss_code: str = "E08000007") -> AdapterClient:
+    target = AdapterTarget(gss_code=gss_code, name="Council", address="127.0.0.1:1", deadline_ms=deadline_ms)
+    return AdapterClient(target, transport, _signer())
 
 
 class _DeafTransport:
@@ -43,15 +73,105 @@ class _DeafTransport:
 
 async def test_a_call_that_never_returns_ends_timed_out_and_is_cancelled() -> None:
     transport = _DeafTransport()
-    client = AdapterClient(
-        AdapterTarget(gss_code="E08000007", name="Stockport", address="127.0.0.1:1", deadline_ms=10),
-        transport,
-    )
-    result = await client.call(
-        "find_people", adapter_pb2.FindPeopleRequest(), request_id="r-1", purpose="s47_enquiry"
-    )
+    client = _client(transport, deadline_ms=10)
+    result = await client.call("find_people", adapter_pb2.FindPeopleRequest(), requester=REQUESTER)
     assert result.state is SourceState.timed_out
     assert result.detail == "no answer within the 10 ms deadline"
     assert result.response is None
     assert transport.cancelled
     assert client.last.state is SourceState.timed_out
+
+
+class _Recorder:
+    """Answers every call; keeps the metadata it was given."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict[str, str]] = []
+
+    async def _answer(self, metadata: Any, response: Any) -> Any:
+        self.metadata.append(dict(metadata))
+        return response
+
+    async def describe(self, request: Any, *, deadline_seconds: float, metadata: Any) -> Any:
+        return await self._answer(metadata, adapter_pb2.DescribeResponse())
+
+    async def find_people(self, request: Any, *, deadline_seconds: float, metadata: Any) -> Any:
+        return await self._answer(metadata, adapter_pb2.FindPeopleResponse())
+
+    async def get_family_context(self, request: Any, *, deadline_seconds: float, metadata: Any) -> Any:
+        return await self._answer(metadata, adapter_pb2.GetFamilyContextResponse())
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("gss_code", ["E08000007", "E08000035"])
+async def test_each_call_carries_a_fresh_assertion_for_that_council_and_the_request_id(gss_code: str) -> None:
+    transport = _Recorder()
+    client = _client(transport, gss_code=gss_code)
+    for _ in range(2):
+        result = await client.call("find_people", adapter_pb2.FindPeopleRequest(), requester=REQUESTER)
+        assert result.ok
+    jwks = json.loads(session_pki().assertion_jwks.read_text())
+    verified = [
+        AssertionVerifier(jwks, issuer=ISSUER, audience=gss_code).verify(m[ASSERTION_METADATA_KEY])
+        for m in transport.metadata
+    ]
+    assert [v.requester for v in verified] == [REQUESTER, REQUESTER]
+    assert {v.audience for v in verified} == {gss_code}
+    assert verified[0].jti != verified[1].jti, "one assertion per call"
+    assert [sorted(m) for m in transport.metadata] == [[ASSERTION_METADATA_KEY, "x-request-id"]] * 2
+    assert transport.metadata[0]["x-request-id"] == "r-1"
+
+
+class _Refusing(_Recorder):
+    """Fails every call with a gRPC status, as a real channel raises it."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__()
+        self.code, self.details = code, details
+
+    async def _answer(self, metadata: Any, response: Any) -> Any:
+        raise grpc.aio.AioRpcError(self.code, grpc.aio.Metadata(), grpc.aio.Metadata(), self.details)
+
+
+@pytest.mark.parametrize(
+    ("code", "details", "state", "detail"),
+    [
+        (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "requester assertion refused",
+            SourceState.refused,
+            "the adapter refused the gateway's assertion or certificate",
+        ),
+        (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "Sam Walker may not",
+            SourceState.refused,
+            "the adapter's policy refused this requester",
+        ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Ssl handshake failed",
+            SourceState.unavailable,
+            "adapter not reachable: the mutual TLS handshake failed (certificate not trusted, wrong name, "
+            "or the adapter refused the gateway's client certificate)",
+        ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:1: Connection refused",
+            SourceState.unavailable,
+            "adapter not reachable",
+        ),
+    ],
+)
+async def test_refusals_and_failed_handshakes_are_explicit_states_without_the_adapters_words(
+    code: grpc.StatusCode, details: str, state: SourceState, detail: str
+) -> None:
+    client = _client(_Refusing(code, details))
+    result = await client.call(
+        "get_family_context", adapter_pb2.GetFamilyContextRequest(), requester=REQUESTER
+    )
+    assert (result.state, result.detail) == (state, detail)
+    assert result.failed and not result.ok
+    assert client.last.state is state

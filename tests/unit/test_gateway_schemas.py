@@ -67,19 +67,28 @@ def test_settings_from_yaml_with_env_override(tmp_path: Path, monkeypatch: pytes
         'oidc: {issuer: "http://127.0.0.1:9000", audience: "familyctx-gateway", algorithms: [RS256, ES256]}\n'
         "adapters:\n"
         '  - {gss_code: E08000007, name: Stockport, address: "127.0.0.1:50061", deadline_ms: 2000}\n'
+        "assertion: {issuer: https://gateway.test, signing_key_file: pki/assertion.jwk.json}\n"
+        "adapter_tls: {ca_file: pki/ca.pem, cert_file: pki/gateway.pem, key_file: pki/gateway.key}\n"
     )
     monkeypatch.setenv("FAMILYCTX_GATEWAY_OIDC__AUDIENCE", "other-audience")
     monkeypatch.setenv("FAMILYCTX_GATEWAY_LISTEN__PORT", "8100")
+    monkeypatch.setenv("FAMILYCTX_GATEWAY_ASSERTION__TTL_SECONDS", "30")
     settings = load_settings(config)
     assert settings.oidc[0].issuer == "http://127.0.0.1:9000"
     assert settings.oidc[0].audience == "other-audience"
     assert settings.listen.port == 8100
     assert settings.adapters[0].address == "127.0.0.1:50061"
+    assert settings.assertion is not None and settings.assertion.ttl_seconds == 30
+    assert settings.adapter_tls is not None and settings.adapter_tls.key_file == Path("pki/gateway.key")
 
 
 def test_demo_config_loads() -> None:
     settings = load_settings(Path(__file__).parents[2] / "gateway" / "config" / "gateway.demo.yaml")
     assert [a.gss_code for a in settings.adapters] == ["E08000007", "E08000035", "E08000003"]
+    # The files `make certs` writes (familyctx dev-pki --out var/dev-pki).
+    assert settings.adapter_tls is not None and settings.assertion is not None
+    assert settings.adapter_tls.ca_file == Path("var/dev-pki/ca.pem")
+    assert settings.assertion.signing_key_file == Path("var/dev-pki/gateway-assertion.jwk.json")
 
 
 @pytest.mark.parametrize("algorithms", [["HS256"], ["none"], ["RS256", "HS512"], []])

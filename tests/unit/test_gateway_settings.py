@@ -101,3 +101,60 @@ def test_gss_code_rule_and_wording_match_the_adapter(tmp_path: Path, code: str) 
     assert "E followed by 8 digits" in GSS_CODE_RULE
     assert f"council.gss_code: {GSS_CODE_RULE}" in str(adapter_err.value)
     assert gateway_err.value.problems == [f"adapters[0].gss_code: {GSS_CODE_RULE}"]
+
+
+# --- trust towards adapters: mutual TLS and the assertion signing key ---------------------------
+
+STOCKPORT_ADAPTER = {"gss_code": "E08000007", "name": "Stockport", "address": "127.0.0.1:50061"}
+TRUST = {
+    "assertion": {"issuer": "https://gateway.test", "signing_key_file": "pki/assertion.jwk.json"},
+    "adapter_tls": {"ca_file": "pki/ca.pem", "cert_file": "pki/gateway.pem", "key_file": "pki/gateway.key"},
+}
+
+
+def test_adapters_need_mutual_tls_and_an_assertion_key() -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(adapters=[STOCKPORT_ADAPTER], assertion=TRUST["assertion"])
+    assert err.value.problems == [
+        "(file): adapter_tls must be set when adapters are configured: the gateway calls adapters only "
+        "over mutual TLS with a signed assertion (docs/deployment.md)"
+    ]
+    # Without adapters there is nobody to call: the sections may be left out.
+    assert load_settings().adapter_tls is None
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"assertion": {**TRUST["assertion"], "ttl_seconds": 301}}, "assertion.ttl_seconds"),
+        ({"assertion": {**TRUST["assertion"], "ttl_seconds": 0}}, "assertion.ttl_seconds"),
+        ({"assertion": {"signing_key_file": "k.json"}}, "assertion.issuer: is required"),
+        ({"adapter_tls": {"ca_file": "ca.pem", "cert_file": "g.pem"}}, "adapter_tls.key_file: is required"),
+        ({"adapter_tls": {**TRUST["adapter_tls"], "verify": False}}, "adapter_tls.verify: is not a known"),
+    ],
+)
+def test_bad_trust_settings_are_named(change: dict[str, object], problem: str) -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(adapters=[STOCKPORT_ADAPTER], **{**TRUST, **change})
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(problem), err.value.problems
+
+
+def test_ttl_of_five_minutes_is_the_longest_allowed() -> None:
+    settings = load_settings(
+        adapters=[STOCKPORT_ADAPTER], **{**TRUST, "assertion": {**TRUST["assertion"], "ttl_seconds": 300}}
+    )
+    assert settings.assertion is not None and settings.assertion.ttl_seconds == 300
+
+
+@pytest.mark.parametrize("name", ["adapter-e08000007.familyctx.local", "localhost", "a1.b-2.c"])
+def test_good_tls_server_names(name: str) -> None:
+    assert AdapterTarget(**STOCKPORT_ADAPTER, tls_server_name=name).tls_server_name == name
+
+
+@pytest.mark.parametrize("name", ["", "-bad.example", "a..b", "https://adapter", "adapter:50051", "a b"])
+def test_bad_tls_server_names(name: str) -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(adapters=[{**STOCKPORT_ADAPTER, "tls_server_name": name}], **TRUST)
+    assert err.value.problems == [
+        "adapters[0].tls_server_name: must be a DNS name, for example adapter-e08000007.familyctx.local"
+    ]

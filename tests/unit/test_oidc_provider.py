@@ -71,6 +71,8 @@ async def test_jwks_publishes_one_public_rsa_signing_key(client: httpx.AsyncClie
         ("sw.stockport", ["social_worker"], "E08000007", "Sam Walker"),
         ("tm.leeds", ["team_manager"], "E08000035", "Taylor Moss"),
         ("ig.stockport", ["ig_officer"], "E08000007", "Indra Gill"),
+        ("ig.leeds", ["ig_officer"], "E08000035", "Lee Ng"),
+        ("admin.stockport", ["administrator"], "E08000007", "Alex Price"),
     ],
 )
 async def test_password_grant_issues_rfc9068_access_token(

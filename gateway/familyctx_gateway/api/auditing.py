@@ -1,41 +1,53 @@
 """Run a personal-data request so that exactly one audit record is committed before any answer.
 
-Role check (denied -> 403), the work itself, then the audit write; if the write fails the caller
-gets 503 and no data. Failures of the work are audited too (outcome ``error``).
+Order: the break-glass grant, when one is sent, is checked (same worker, case and purpose, not
+expired); the gateway access policy decides (:mod:`familyctx_gateway.access`); a refusal is audited
+``denied`` and answered 403 with a message the worker can act on. Then the work runs for the
+:class:`~familyctx.trust.assertion.Requester` built from the authorisation (the one role used, break
+glass and its reason), and its audit record (role, break-glass flag and grant id) is committed; if the
+write fails the caller gets 503 and no data. Failures of the work are audited too (outcome ``error``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditStore, AuditWriteFailed
-from familyctx_gateway.auth import NoRoles, Principal
+from familyctx.trust.assertion import Requester
+from familyctx_gateway.access import Authorisation
+from familyctx_gateway.api.deps import requester_for
+from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed
+from familyctx_gateway.auth import Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 from familyctx_gateway.search import Outcome
 
-__all__ = ["WORKER_ROLES", "run_audited"]
+if TYPE_CHECKING:
+    from familyctx_gateway.app import GatewayContext
 
-#: Roles that may search and see a family context (ig_officer audits; it does not search).
-WORKER_ROLES = ("social_worker", "team_manager")
+__all__ = ["run_audited"]
 
 
 async def run_audited(
     *,
-    audit: AuditStore,
+    gateway: GatewayContext,
     principal: Principal,
     request_id: str,
     endpoint: str,
+    action: str,
     purpose: str,
     case_reference: str,
+    break_glass_id: str | None,
     query_terms: dict[str, Any],
-    work: Callable[[], Awaitable[Outcome]],
+    work: Callable[[Requester], Awaitable[Outcome]],
 ) -> Any:
-    """Return ``work()``'s response after its audit record is committed.
+    """Return ``work(requester)``'s response after its audit record is committed.
 
-    Raises Forbidden (403), the work's GatewayError, or AuditUnavailable (503) when the audit record
-    cannot be committed, whatever the work produced.
+    ``action``: the gateway policy action (``search``, ``family_context``); ``break_glass_id``: the
+    grant id sent with the request, or None. Raises Forbidden (403: NoRoles, AccessRefused or
+    BreakGlassRefused; audited ``denied``), the work's GatewayError, or AuditUnavailable (503) when the
+    audit record cannot be committed, whatever the work produced.
     """
+    authorised: Authorisation | None = None
 
     def event(outcome: AuditOutcome, status: int, result: Outcome | None = None) -> AuditEvent:
         return AuditEvent(
@@ -54,19 +66,33 @@ async def run_audited(
             query_terms=query_terms,
             subjects_returned=result.subjects if result else [],
             councils=result.councils if result else {},
+            role=authorised.role if authorised else None,
+            break_glass=bool(authorised and authorised.break_glass),
+            break_glass_id=break_glass_id,
         )
 
     async def commit(record: AuditEvent) -> None:
         try:
-            await audit.record(record)
+            await gateway.audit.record(record)
         except AuditWriteFailed:
             raise AuditUnavailable() from None
 
-    if not principal.has_any_role(*WORKER_ROLES):
-        await commit(event(AuditOutcome.denied, Forbidden.status))
-        raise NoRoles() if not principal.roles else Forbidden()
     try:
-        result = await work()
+        grant = None
+        if break_glass_id is not None and principal.roles:
+            grant = await gateway.grants.grant_for_use(
+                break_glass_id, principal=principal, purpose=purpose, case_reference=case_reference
+            )
+        authorised = gateway.access.authorise(principal, action=action, purpose=purpose, break_glass=grant)
+    except Forbidden as refused:
+        await commit(event(AuditOutcome.denied, refused.status))
+        raise
+    except GatewayError as exc:  # the grant could not be read (503)
+        await commit(event(AuditOutcome.error, exc.status))
+        raise
+    requester = requester_for(principal, authorised, request_id=request_id, case_reference=case_reference)
+    try:
+        result = await work(requester)
     except GatewayError as exc:
         await commit(event(AuditOutcome.error, exc.status))
         raise

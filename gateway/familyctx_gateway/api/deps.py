@@ -1,4 +1,5 @@
-"""Request dependencies as ``Annotated`` aliases: the gateway context, the request id, the principal."""
+"""Request dependencies as ``Annotated`` aliases (the gateway context, the request id, the principal),
+and what turns an authorised principal into the requester the councils are told about."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from familyctx.trust.assertion import Requester
+from familyctx_gateway.access import Authorisation
 from familyctx_gateway.auth import NoRoles, Principal, reject_token
 
 if TYPE_CHECKING:
     from familyctx_gateway.app import GatewayContext
 
-__all__ = ["CurrentPrincipal", "Gateway", "RequestId"]
+__all__ = ["AnyRolePrincipal", "CurrentPrincipal", "Gateway", "RequestId", "authorise", "requester_for"]
 
 _bearer = HTTPBearer(auto_error=False, description="Access token (JWT) from the council's OIDC provider")
 
@@ -56,3 +59,41 @@ async def get_principal_with_a_role(principal: CurrentPrincipal) -> Principal:
 
 
 AnyRolePrincipal = Annotated[Principal, Depends(get_principal_with_a_role)]
+
+
+def requester_for(
+    principal: Principal,
+    authorisation: Authorisation,
+    *,
+    request_id: str,
+    case_reference: str = "",
+) -> Requester:
+    """The :class:`~familyctx.trust.assertion.Requester` the councils are told about (in the assertion).
+
+    ``role``, ``purpose`` ("" for Describe) and break glass come from ``authorisation``: the one role
+    the gateway policy authorised, and, under a break-glass grant, ``break_glass`` with the grant's
+    written reason (for the councils' own break-glass rules; never logged).
+    """
+    grant = authorisation.grant
+    return Requester(
+        sub=principal.sub,
+        name=principal.name,
+        organisation=principal.organisation,
+        role=authorisation.role,
+        client=principal.client,
+        purpose=authorisation.purpose,
+        case_reference=case_reference,
+        break_glass=grant is not None,
+        break_glass_reason=grant.reason if grant is not None else "",
+        request_id=request_id,
+    )
+
+
+def authorise(
+    gateway: GatewayContext, principal: Principal, action: str, *, purpose: str | None = None
+) -> Authorisation:
+    """The gateway policy's decision on an ``action`` that returns no family data (not audited).
+
+    Raises NoRoles or AccessRefused (403).
+    """
+    return gateway.access.authorise(principal, action=action, purpose=purpose, break_glass=None)

@@ -1,14 +1,20 @@
 """A council adapter served for real over ``grpc.aio`` on 127.0.0.1 port 0, answering from fixture data.
 
 It implements ``familycontext.v1.AdapterService`` over an in-memory "warehouse" (a :class:`CouncilData`),
-so the gateway is tested against the contract without the SQL adapter. Also: :func:`start_sleeping_council`
-(answers after its caller's deadline) and :func:`unreachable_address` (a bound port nobody listens on).
+so the gateway is tested against the contract without the SQL adapter. Like the real adapter, it serves
+only mutual TLS (its server certificate from a development PKI, client certificates required and
+checked against that PKI's CA) and verifies every call's requester assertion with
+:class:`~familyctx.trust.assertion.AssertionVerifier` (audience = its own GSS code), refusing with
+``UNAUTHENTICATED``; it records the verified :class:`~familyctx.trust.assertion.Requester` of each call.
+Also: :func:`start_sleeping_council` (answers after its caller's deadline), :func:`start_broken_council`
+and :func:`unreachable_address` (a bound port nobody listens on).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import socket
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
@@ -20,8 +26,12 @@ import grpc
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionRefused, AssertionVerifier, Requester
+from familyctx.trust.pki import DevPki
+
 __all__ = [
     "CouncilData",
+    "CouncilTrust",
     "FakeAdapterService",
     "SleepingAdapterService",
     "BrokenAdapterService",
@@ -157,18 +167,62 @@ def _fold(value: str) -> str:
     return "".join(c for c in decomposed if c.isalnum())
 
 
+@dataclass(frozen=True)
+class CouncilTrust:
+    """How a fake council trusts the gateway and proves itself.
+
+    ``pki``: the federation's PKI: its CA checks client certificates, its assertion JWKS verifies
+    assertions; ``server_pki``: the PKI whose adapter certificate the council presents (default ``pki``;
+    another PKI makes a council the gateway must not trust); ``issuer``: the expected ``iss``;
+    ``jwks``: the JWK Set to verify with instead of ``pki``'s (e.g. another gateway's keys).
+    """
+
+    pki: DevPki
+    issuer: str
+    server_pki: DevPki | None = None
+    jwks: dict[str, Any] | None = None
+
+    def server_credentials(self, gss_code: str) -> grpc.ServerCredentials:
+        """TLS server credentials requiring a client certificate issued by ``pki``'s CA."""
+        serving = self.server_pki or self.pki
+        return grpc.ssl_server_credentials(
+            [(serving.adapter_key(gss_code).read_bytes(), serving.adapter_cert(gss_code).read_bytes())],
+            root_certificates=self.pki.ca_cert.read_bytes(),
+            require_client_auth=True,
+        )
+
+    def verifier(self, gss_code: str) -> AssertionVerifier:
+        """The assertion verifier of council ``gss_code`` (audience = its GSS code)."""
+        jwks = self.jwks or json.loads(self.pki.assertion_jwks.read_text(encoding="utf-8"))
+        return AssertionVerifier(jwks, issuer=self.issuer, audience=gss_code)
+
+
 class FakeAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
-    """AdapterService over a :class:`CouncilData`. Records the metadata of every call in ``calls``."""
+    """AdapterService over a :class:`CouncilData`, verifying each call's assertion with ``verifier``.
 
-    def __init__(self, data: CouncilData) -> None:
+    ``calls``: (method, verified Requester) of every accepted call; ``metadata``: the gRPC metadata of
+    every call (accepted or not); ``refusals``: (method, AssertionRefused reason) of every refused call.
+    """
+
+    def __init__(self, data: CouncilData, verifier: AssertionVerifier) -> None:
         self.data = data
-        self.calls: list[tuple[str, dict[str, str]]] = []
+        self.verifier = verifier
+        self.calls: list[tuple[str, Requester]] = []
+        self.metadata: list[dict[str, str]] = []
+        self.refusals: list[tuple[str, str]] = []
 
-    def _note(self, method: str, context: Any) -> None:
-        self.calls.append((method, {k: v for k, v in context.invocation_metadata() or ()}))
+    async def _note(self, method: str, context: Any) -> None:
+        metadata = {k: v for k, v in context.invocation_metadata() or ()}
+        self.metadata.append(metadata)
+        try:
+            verified = self.verifier.verify(metadata.get(ASSERTION_METADATA_KEY))
+        except AssertionRefused as exc:
+            self.refusals.append((method, exc.reason))
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "requester assertion refused")
+        self.calls.append((method, verified.requester))
 
     async def Describe(self, request: Any, context: Any) -> adapter_pb2.DescribeResponse:  # noqa: N802
-        self._note("Describe", context)
+        await self._note("Describe", context)
         return adapter_pb2.DescribeResponse(
             council=types_pb2.Council(gss_code=self.data.gss_code, name=self.data.name),
             datasets=[
@@ -187,7 +241,7 @@ class FakeAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
         )
 
     async def FindPeople(self, request: Any, context: Any) -> adapter_pb2.FindPeopleResponse:  # noqa: N802
-        self._note("FindPeople", context)
+        await self._note("FindPeople", context)
         q = request.query
         out = []
         for p in self.data.people:
@@ -215,7 +269,7 @@ class FakeAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
         return adapter_pb2.FindPeopleResponse(candidates=out[: request.max_results or 25])
 
     async def GetFamilyContext(self, request: Any, context: Any) -> adapter_pb2.GetFamilyContextResponse:  # noqa: N802
-        self._note("GetFamilyContext", context)
+        await self._note("GetFamilyContext", context)
         ids = set(request.local_person_ids)
         if not ids & {p.local_person_id for p in self.data.people}:
             # As the SQL adapter does (PeopleNotFound -> NOT_FOUND), with its value-free message.
@@ -302,16 +356,10 @@ class BrokenAdapterService(adapter_pb2_grpc.AdapterServiceServicer):
 
 
 @asynccontextmanager
-async def start_broken_council() -> AsyncIterator[str]:
-    async with _serve(BrokenAdapterService()) as address:
-        yield address
-
-
-@asynccontextmanager
-async def _serve(servicer: Any) -> AsyncIterator[str]:
+async def _serve(servicer: Any, credentials: grpc.ServerCredentials) -> AsyncIterator[str]:
     server = grpc.aio.server()
     adapter_pb2_grpc.add_AdapterServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     try:
         yield f"127.0.0.1:{port}"
@@ -320,16 +368,29 @@ async def _serve(servicer: Any) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def start_council(data: CouncilData) -> AsyncIterator[tuple[str, FakeAdapterService]]:
-    """Serve ``data`` on a free loopback port; yields (address, servicer)."""
-    servicer = FakeAdapterService(data)
-    async with _serve(servicer) as address:
+async def start_council(
+    data: CouncilData, trust: CouncilTrust
+) -> AsyncIterator[tuple[str, FakeAdapterService]]:
+    """Serve ``data`` over mutual TLS on a free loopback port, verifying assertions as ``trust`` says;
+    yields (address, servicer)."""
+    servicer = FakeAdapterService(data, trust.verifier(data.gss_code))
+    async with _serve(servicer, trust.server_credentials(data.gss_code)) as address:
         yield address, servicer
 
 
 @asynccontextmanager
-async def start_sleeping_council(seconds: float = 60.0) -> AsyncIterator[str]:
-    async with _serve(SleepingAdapterService(seconds)) as address:
+async def start_sleeping_council(
+    gss_code: str, trust: CouncilTrust, seconds: float = 60.0
+) -> AsyncIterator[str]:
+    """A council (mutual TLS) that answers nothing within any deadline; yields its address."""
+    async with _serve(SleepingAdapterService(seconds), trust.server_credentials(gss_code)) as address:
+        yield address
+
+
+@asynccontextmanager
+async def start_broken_council(gss_code: str, trust: CouncilTrust) -> AsyncIterator[str]:
+    """A council (mutual TLS) whose every call fails INTERNAL; yields its address."""
+    async with _serve(BrokenAdapterService(), trust.server_credentials(gss_code)) as address:
         yield address
 
 

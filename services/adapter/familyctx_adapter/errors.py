@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 __all__ = [
     "AdapterConfigError",
     "AdapterError",
+    "DisclosureRefused",
     "InvalidQuery",
     "PeopleNotFound",
     "SourceUnavailable",
@@ -44,11 +45,16 @@ class SourceUnavailable(AdapterError):
     """The warehouse did not answer (connection refused, timeout, locked)."""
 
 
+class DisclosureRefused(AdapterError):
+    """The council's sharing policy discloses no people to this requester (PERMISSION_DENIED)."""
+
+
 _STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidQuery, grpc.StatusCode.INVALID_ARGUMENT),
     (PeopleNotFound, grpc.StatusCode.NOT_FOUND),
     (SourceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (WarehouseMappingError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DisclosureRefused, grpc.StatusCode.PERMISSION_DENIED),
 )
 
 _UNAVAILABLE = "the council's warehouse did not answer; try again later"

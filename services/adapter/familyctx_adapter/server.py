@@ -1,10 +1,13 @@
 """The adapter's gRPC server: familycontext.v1.AdapterService beside grpc.health.v1.Health.
 
 ``build_server(settings, source)`` is the composition root for tests and ``serve``; nothing listens or
-connects at import. Handlers run the (blocking) warehouse calls on a bounded thread pool so the event
-loop stays free for health checks. Errors are mapped to gRPC status in one place (:meth:`_call`, via
-:func:`.errors.grpc_status_for`). Logs carry method, request id, purpose, status and duration only,
-never personal data.
+connects at import. The data port only speaks mutual TLS (:mod:`.trust`); every handler first verifies
+the gateway's assertion (:meth:`.trust.CallerCheck.verify`), then answers, then applies the council's
+sharing policy (:mod:`.policy`) to the answer before it leaves. An optional plaintext port
+(``health_listen``) serves grpc.health.v1 only. Handlers run the (blocking) warehouse calls on a bounded
+thread pool so the event loop stays free for health checks. Errors are mapped to gRPC status in one place
+(:meth:`_call`, via :func:`.errors.grpc_status_for`). Logs carry method, request id, purpose, role,
+organisation, status and duration only, never personal data.
 """
 
 from __future__ import annotations
@@ -24,26 +27,37 @@ from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
+from familyctx.trust.assertion import Requester
 from familyctx_adapter.errors import grpc_status_for
+from familyctx_adapter.policy import SharingPolicy
 from familyctx_adapter.queries import check_family_ids, person_search_from_request, result_limit
 from familyctx_adapter.settings import AdapterSettings
 from familyctx_adapter.source import WarehouseSource
+from familyctx_adapter.sql_source import DATASET_INFO
+from familyctx_adapter.trust import CallerCheck, ServerTls, load_caller_check, load_server_tls
 
-__all__ = ["AdapterServer", "AdapterServicer", "build_server", "serve"]
+__all__ = ["AdapterServer", "AdapterServicer", "build_server", "load_sharing_policy", "serve"]
 
 log = logging.getLogger("familyctx.adapter")
 R = TypeVar("R")
 SERVICE_NAME = "familycontext.v1.AdapterService"
-#: Most characters of a caller-supplied metadata value that reach a log line.
-_META_LOG_LIMIT = 64
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:
-    for k, v in context.invocation_metadata() or ():
-        if k == key:
-            text = v if isinstance(v, str) else v.decode("utf-8", "replace")
-            return "".join(c for c in text[:_META_LOG_LIMIT] if c.isprintable())
-    return ""
+def _safe(value: str) -> str:
+    """A signed claim value fit for a log line (ids and codes only ever; printable, at most 64 chars)."""
+    return "".join(c for c in value[:64] if c.isprintable() and not c.isspace()) or "-"
+
+
+def load_sharing_policy(settings: AdapterSettings) -> SharingPolicy:
+    """The council's sharing policy from ``policy_file``, validated for this council and the datasets
+    the adapter offers. Raises :class:`~familyctx_adapter.policy_check.PolicyError` (an
+    AdapterConfigError) naming the file, line and problem."""
+    return SharingPolicy.load(
+        settings.policy_file,
+        council_gss=settings.council.gss_code,
+        council_name=settings.council.name,
+        datasets=DATASET_INFO.keys(),
+    )
 
 
 async def _offload(executor: ThreadPoolExecutor | None, fn: Callable[[], R]) -> R:
@@ -58,21 +72,33 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
     event loop when it is None: SQLite's default, see :attr:`AdapterSettings.threads`)."""
 
     def __init__(
-        self, settings: AdapterSettings, source: WarehouseSource, executor: ThreadPoolExecutor | None
+        self,
+        settings: AdapterSettings,
+        source: WarehouseSource,
+        executor: ThreadPoolExecutor | None,
+        *,
+        caller_check: CallerCheck,
+        policy: SharingPolicy,
     ) -> None:
         self.settings = settings
         self.source = source
         self.executor = executor
+        self.caller_check = caller_check
+        self.policy = policy
 
     async def _call(
         self,
         context: grpc.aio.ServicerContext,
         method: str,
+        requester: Requester,
         fn: Callable[[], R],
         size: Callable[[R], int] = lambda _: 1,
     ) -> R:
-        request_id = _metadata(context, "x-request-id") or "-"
-        purpose = _metadata(context, "x-purpose") or "-"
+        """Run ``fn`` for the verified ``requester``; log one line; map errors to a gRPC status."""
+        who = (
+            f"request_id={_safe(requester.request_id)} purpose={_safe(requester.purpose)} "
+            f"role={_safe(requester.role)} org={_safe(requester.organisation)}"
+        )
         started = time.perf_counter()
         try:
             result = await _offload(self.executor, fn)
@@ -82,10 +108,9 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
             if code is grpc.StatusCode.INTERNAL:
                 # Engine hides bound parameters, so the traceback carries no personal data.
                 log.error(
-                    "%s request_id=%s purpose=%s status=%s ms=%.1f error=%s",
+                    "%s %s status=%s ms=%.1f error=%s",
                     method,
-                    request_id,
-                    purpose,
+                    who,
                     code.name,
                     elapsed,
                     type(exc).__name__,
@@ -93,20 +118,18 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
                 )
             else:
                 log.info(
-                    "%s request_id=%s purpose=%s status=%s ms=%.1f",
+                    "%s %s status=%s ms=%.1f",
                     method,
-                    request_id,
-                    purpose,
+                    who,
                     code.name,
                     elapsed,
                 )
             await context.abort(code, message)
             raise  # unreachable: abort raises
         log.info(
-            "%s request_id=%s purpose=%s status=OK ms=%.1f results=%d",
+            "%s %s status=OK ms=%.1f results=%d",
             method,
-            request_id,
-            purpose,
+            who,
             (time.perf_counter() - started) * 1000,
             size(result),
         )
@@ -115,42 +138,73 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
     async def Describe(
         self, request: adapter_pb2.DescribeRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.DescribeResponse:
-        """familycontext.v1 ``Describe``: the council, its datasets, freshness and coverage."""
-        return await self._call(context, "Describe", self.source.describe, lambda r: len(r.datasets))
+        """familycontext.v1 ``Describe``: the council, its datasets, freshness and coverage.
+
+        Needs the same caller checks as the data calls (the assertion's purpose may be empty)."""
+        verified = await self.caller_check.verify(context, "Describe")
+        return await self._call(
+            context, "Describe", verified.requester, self.source.describe, lambda r: len(r.datasets)
+        )
 
     async def FindPeople(
         self, request: adapter_pb2.FindPeopleRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.FindPeopleResponse:
         """familycontext.v1 ``FindPeople``: demographics of local candidates.
 
-        INVALID_ARGUMENT for a query without identifiers or with oversized or impossible values.
+        INVALID_ARGUMENT for a query without identifiers or with oversized or impossible values;
+        UNAUTHENTICATED for a caller without a valid assertion; PERMISSION_DENIED when the sharing policy
+        discloses no people to the requester. Withheld fields are cleared by the policy.
         """
+        verified = await self.caller_check.verify(context, "FindPeople")
+        requester = verified.requester
         s = self.settings
 
         def run() -> adapter_pb2.FindPeopleResponse:
             search = person_search_from_request(request, today=dt.date.today())
             limit = result_limit(request.max_results, default=s.default_max_results, cap=s.max_results_cap)
-            return adapter_pb2.FindPeopleResponse(candidates=self.source.find_people(search, limit))
+            response = adapter_pb2.FindPeopleResponse(candidates=self.source.find_people(search, limit))
+            return self.policy.filter_find_people(requester, response)
 
-        return await self._call(context, "FindPeople", run, lambda r: len(r.candidates))
+        return await self._call(context, "FindPeople", requester, run, lambda r: len(r.candidates))
 
     async def GetFamilyContext(
         self, request: adapter_pb2.GetFamilyContextRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.GetFamilyContextResponse:
         """familycontext.v1 ``GetFamilyContext``: people, relationships, involvements and dataset outcomes;
-        INVALID_ARGUMENT for too many ids, NOT_FOUND when none of them exists."""
+        INVALID_ARGUMENT for too many ids, NOT_FOUND when none of them exists, UNAUTHENTICATED without a
+        valid assertion; datasets and fields the sharing policy withholds never leave (WITHHELD outcomes)."""
+        verified = await self.caller_check.verify(context, "GetFamilyContext")
+        requester = verified.requester
 
         def run() -> adapter_pb2.GetFamilyContextResponse:
             ids = check_family_ids(list(request.local_person_ids))
-            return self.source.get_family_context(ids, request.include_relatives)
+            response = self.source.get_family_context(ids, request.include_relatives)
+            return self.policy.filter_family_context(requester, response)
 
-        return await self._call(context, "GetFamilyContext", run, lambda r: len(r.people))
+        return await self._call(context, "GetFamilyContext", requester, run, lambda r: len(r.people))
 
 
 class AdapterServer:
-    """A built, not yet started, adapter server. ``port`` is the bound port (useful with port 0)."""
+    """A built, not yet started, adapter server. ``port`` is the bound (mutual TLS) data port, useful
+    with port 0; ``health_port`` the plaintext health-only port (None without ``health_listen``).
 
-    def __init__(self, settings: AdapterSettings, source: WarehouseSource) -> None:
+    ``tls``, ``caller_check`` and ``policy`` default to those the settings name (files read now).
+    Raises :class:`~familyctx_adapter.errors.AdapterConfigError` for a missing or unusable file
+    (naming the setting and path), ``OSError`` when an address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        settings: AdapterSettings,
+        source: WarehouseSource,
+        *,
+        tls: ServerTls | None = None,
+        caller_check: CallerCheck | None = None,
+        policy: SharingPolicy | None = None,
+    ) -> None:
+        tls = load_server_tls(settings) if tls is None else tls
+        self.caller_check = load_caller_check(settings) if caller_check is None else caller_check
+        self.policy = load_sharing_policy(settings) if policy is None else policy
         self.settings = settings
         self.source = source
         threads = settings.threads
@@ -161,21 +215,42 @@ class AdapterServer:
         self.server = grpc.aio.server(
             options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
         )
-        adapter_pb2_grpc.add_AdapterServiceServicer_to_server(
-            AdapterServicer(settings, source, self.executor), self.server
+        servicer = AdapterServicer(
+            settings, source, self.executor, caller_check=self.caller_check, policy=self.policy
         )
+        adapter_pb2_grpc.add_AdapterServiceServicer_to_server(servicer, self.server)
         self.health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         address = f"{settings.listen.host}:{settings.listen.port}"
-        self.port = self.server.add_insecure_port(address)
+        try:
+            self.port = self.server.add_secure_port(address, tls.credentials())
+        except RuntimeError as exc:  # grpc reports a key that does not match the certificate this way
+            raise OSError(f"could not bind {address} with the configured certificate and key") from exc
         if self.port == 0:
             raise OSError(f"could not bind {address}")
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
+        if settings.health_listen is not None:
+            # Health only (no AdapterService): for probes that cannot present a client certificate.
+            self.health_server = grpc.aio.server()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            health_address = f"{settings.health_listen.host}:{settings.health_listen.port}"
+            self.health_port = self.health_server.add_insecure_port(health_address)
+            if self.health_port == 0:
+                raise OSError(f"could not bind {health_address}")
         self._health_task: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
-        """host:port actually listened on."""
+        """host:port actually listened on (mutual TLS)."""
         return f"{self.settings.listen.host}:{self.port}"
+
+    @property
+    def health_address(self) -> str | None:
+        """host:port of the plaintext health-only port, or None when ``health_listen`` is not set."""
+        if self.settings.health_listen is None or self.health_port is None:
+            return None
+        return f"{self.settings.health_listen.host}:{self.health_port}"
 
     async def _set_health(self, serving: bool) -> None:
         status = (
@@ -200,9 +275,13 @@ class AdapterServer:
                 await self._set_health(False)
 
     async def start(self) -> None:
-        """Check the warehouse, publish health, start serving."""
+        """Check the warehouse, fetch the gateway's keys (``jwks_url``), publish health, start serving."""
         await self.check_health()
+        await self.caller_check.start()
         await self.server.start()
+        if self.health_server is not None:
+            await self.health_server.start()
+            log.info("health only (plaintext) on %s", self.health_address)
         self._health_task = asyncio.create_task(self._watch_health())
 
     async def stop(self, grace: float | None = 5.0) -> None:
@@ -213,21 +292,43 @@ class AdapterServer:
                 await self._health_task
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         if self.executor is not None:
             self.executor.shutdown(wait=True)
         self.source.close()
 
 
-def build_server(settings: AdapterSettings, source: WarehouseSource) -> AdapterServer:
-    """Build (bind, not start) the adapter server for ``source``. Call inside a running event loop."""
-    return AdapterServer(settings, source)
+def build_server(
+    settings: AdapterSettings,
+    source: WarehouseSource,
+    *,
+    tls: ServerTls | None = None,
+    caller_check: CallerCheck | None = None,
+    policy: SharingPolicy | None = None,
+) -> AdapterServer:
+    """Build (bind, not start) the adapter server for ``source``. Call inside a running event loop.
+
+    Errors: see :class:`AdapterServer`."""
+    return AdapterServer(settings, source, tls=tls, caller_check=caller_check, policy=policy)
 
 
 async def _serve(settings: AdapterSettings, on_ready: Callable[[str], Any]) -> None:
     from familyctx_adapter.sql_source import SqlWarehouseSource
 
+    # Keys, certificates and the sharing policy first: a broken file stops the adapter before it
+    # touches the warehouse, with a message naming the setting and the file.
+    tls, caller_check, policy = (
+        load_server_tls(settings),
+        load_caller_check(settings),
+        load_sharing_policy(settings),
+    )
     source = SqlWarehouseSource.from_settings(settings)
-    server = build_server(settings, source)
+    try:
+        server = build_server(settings, source, tls=tls, caller_check=caller_check, policy=policy)
+    except BaseException:
+        source.close()
+        raise
     await server.start()
     on_ready(server.address)
     stop = asyncio.Event()
@@ -242,5 +343,8 @@ async def _serve(settings: AdapterSettings, on_ready: Callable[[str], Any]) -> N
 
 
 def serve(settings: AdapterSettings) -> None:
-    """Run the adapter until SIGTERM/SIGINT; prints "adapter ready on HOST:PORT" once listening."""
+    """Run the adapter until SIGTERM/SIGINT; prints "adapter ready on HOST:PORT" once listening.
+
+    Raises :class:`~familyctx_adapter.errors.AdapterError` (e.g. AdapterConfigError, PolicyError) for a
+    configuration the adapter cannot start with."""
     asyncio.run(_serve(settings, lambda address: print(f"adapter ready on {address}", flush=True)))

@@ -8,6 +8,20 @@ the YAML file, then defaults. File shape (docs/adapter.md)::
     cms: systemc
     database_url: sqlite:///var/demo/stockport.sqlite
     listen: {host: 127.0.0.1, port: 50061}
+    tls:            # required: the adapter only ever listens with mutual TLS
+      cert_file: var/dev-pki/adapter-E08000007.pem
+      key_file: var/dev-pki/adapter-E08000007.key
+      client_ca_file: var/dev-pki/ca.pem
+    gateway:        # who may call, and the keys its assertions are signed with
+      issuer: https://gateway.familyctx.local
+      jwks_file: var/dev-pki/gateway-assertion-jwks.json   # or jwks_url: https://.../.well-known/jwks.json
+      client_cert_subject: familyctx-gateway               # optional
+    policy_file: services/adapter/config/policies/stockport.cedar
+    health_listen: {host: 127.0.0.1, port: 50071}          # optional plaintext grpc.health.v1 only
+
+Relative file paths are relative to the working directory (like a ``sqlite:///`` URL). The files are
+read when the server is built (:mod:`familyctx_adapter.trust`), not here, so a config can be checked
+on a machine without the keys.
 """
 
 from __future__ import annotations
@@ -17,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,7 +45,14 @@ from familyctx.config_types import GssCode
 from familyctx_adapter.errors import AdapterConfigError
 from familyctx_adapter.mapping import CMS_FLAVOURS
 
-__all__ = ["AdapterSettings", "CouncilSettings", "ListenSettings", "load_settings"]
+__all__ = [
+    "AdapterSettings",
+    "CouncilSettings",
+    "GatewayTrustSettings",
+    "ListenSettings",
+    "TlsSettings",
+    "load_settings",
+]
 
 # The YAML file for the settings being built; a context variable so loading stays re-entrant.
 _yaml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar("_yaml_file", default=None)
@@ -52,6 +73,41 @@ class ListenSettings(BaseModel):
     port: int = Field(default=50061, ge=0, le=65535)
 
 
+class TlsSettings(BaseModel):
+    """Mutual TLS on the data port: the adapter's server certificate and key (PEM) and the CA (PEM)
+    that issues the gateway's client certificate. Every call must present a certificate chained to it."""
+
+    model_config = {"extra": "forbid"}
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path
+
+
+class GatewayTrustSettings(BaseModel):
+    """Who may call: the gateway's assertion ``issuer`` and its public keys, from ``jwks_file`` (read at
+    start-up) or ``jwks_url`` (fetched, cached; refreshed on an unknown ``kid`` at most once every
+    ``jwks_refresh_seconds``). ``jwks_ca_file``: CA bundle (PEM) for an https ``jwks_url`` when not the
+    system's. ``client_cert_subject``: the CN the gateway's client certificate must carry (optional).
+    ``leeway_seconds``: clock skew allowed on ``exp``/``nbf``/``iat`` (0-60 s)."""
+
+    model_config = {"extra": "forbid"}
+
+    issuer: str = Field(min_length=1, max_length=500)
+    jwks_file: Path | None = None
+    jwks_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2000)
+    jwks_ca_file: Path | None = None
+    jwks_refresh_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
+    client_cert_subject: str | None = Field(default=None, min_length=1, max_length=200)
+    leeway_seconds: int = Field(default=5, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> GatewayTrustSettings:
+        if (self.jwks_file is None) == (self.jwks_url is None):
+            raise ValueError("give exactly one of jwks_file or jwks_url (the gateway's public keys)")
+        return self
+
+
 class AdapterSettings(BaseSettings):
     """Everything one adapter deployment needs.
 
@@ -59,6 +115,9 @@ class AdapterSettings(BaseSettings):
     logical table (e.g. ``housing_tenancies``) to the council's physical table name when it differs.
     Limits: ``default_max_results`` (25) and ``max_results_cap`` (100) bound FindPeople;
     ``max_message_bytes`` bounds gRPC messages both ways; ``worker_threads`` see :attr:`threads`.
+    ``tls``, ``gateway`` and ``policy_file`` (the council's Cedar sharing policy) are required: the
+    adapter never answers without mutual TLS, a verified gateway assertion and its sharing policy.
+    ``health_listen``: optional second, plaintext port serving grpc.health.v1 only (for probes).
     """
 
     model_config = SettingsConfigDict(
@@ -71,6 +130,10 @@ class AdapterSettings(BaseSettings):
     cms: str
     database_url: str
     listen: ListenSettings = ListenSettings()
+    tls: TlsSettings
+    gateway: GatewayTrustSettings
+    policy_file: Path
+    health_listen: ListenSettings | None = None
     table_names: dict[str, str] = Field(default_factory=dict)
     default_max_results: int = Field(default=25, ge=1, le=100)
     max_results_cap: int = Field(default=100, ge=1, le=1000)

@@ -42,6 +42,8 @@ DEMO_USERS: dict[str, DemoUser] = {
         DemoUser("sw.stockport", "Sam Walker", ("social_worker",), "E08000007", "Stockport"),
         DemoUser("tm.leeds", "Taylor Moss", ("team_manager",), "E08000035", "Leeds"),
         DemoUser("ig.stockport", "Indra Gill", ("ig_officer",), "E08000007", "Stockport"),
+        DemoUser("ig.leeds", "Lee Ng", ("ig_officer",), "E08000035", "Leeds"),
+        DemoUser("admin.stockport", "Alex Price", ("administrator",), "E08000007", "Stockport"),
     )
 }
 

@@ -75,6 +75,68 @@ def prepare_command(
         typer.echo("all adapter indexes already exist")
 
 
+#: GSS code used for "a worker from another council" in the check-policy table (no real council has it).
+_OTHER_COUNCIL = "E99999999"
+
+
+@adapter_app.command("check-policy")
+def check_policy_command(
+    config: ConfigOption,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Check this policy file instead of the config's policy_file."),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            help="A dataset the council offers (repeatable). Default: every dataset the adapter supports, "
+            "as when it starts.",
+        ),
+    ] = None,
+    organisation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--organisation", help="Also show rows for workers of this council (GSS code, repeatable)."
+        ),
+    ] = None,
+) -> None:
+    """Validate the council's sharing policy and print who gets which dataset for which purpose.
+
+    Exit status: 0 valid, 1 the policy is broken (the message names the file, line and problem),
+    2 the adapter config is unusable.
+    """
+    from familyctx_adapter.policy import PolicyError, SharingPolicy
+    from familyctx_adapter.policy_table import render_table, sharing_rows
+    from familyctx_adapter.sql_source import DATASET_INFO
+
+    from familyctx.councils import check_gss_code
+
+    settings = _load(config)
+    council = settings.council
+    datasets = list(dataset) if dataset else list(DATASET_INFO)
+    path = policy or settings.policy_file
+    try:
+        loaded = SharingPolicy.load(
+            path, council_gss=council.gss_code, datasets=datasets, council_name=council.name
+        )
+    except PolicyError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    orgs = [(f"{council.name} (own)", council.gss_code), ("another council", _OTHER_COUNCIL)]
+    for code in organisation or ():
+        try:
+            orgs.append((check_gss_code(code), code))
+        except ValueError as exc:
+            typer.echo(f"error: --organisation {exc}", err=True)
+            raise typer.Exit(code=2) from None
+    ids = list(loaded.checked.ids.values())
+    typer.echo(f"{path}: valid sharing policy for {council.name} ({council.gss_code}), {len(ids)} policies:")
+    typer.echo("  " + ", ".join(ids))
+    typer.echo(f"datasets: {', '.join(datasets)}\n")
+    typer.echo(render_table(loaded, sharing_rows(loaded, orgs)))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``familyctx adapter ...`` to the command-line tool."""
     app.add_typer(adapter_app, name="adapter")

@@ -2,7 +2,9 @@
 
 ``familyctx token --user sw.stockport`` prints only the access token, for ``$(...)`` use.
 ``familyctx query search|family-context --user NAME ...`` gets a token, calls the gateway and prints
-the answer with rich tables (or the raw JSON with ``--json``).
+the answer with rich tables (or the raw JSON with ``--json``); ``--break-glass-id`` sends a grant.
+``familyctx break-glass open|show|notifications`` opens a break-glass grant, shows one of yours, or
+lists your council's break-glass notifications (IG officers).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from typing import Annotated, Any
 import typer
 
 query_app = typer.Typer(help="Query the gateway as a demo user and print the answer.", no_args_is_help=True)
+break_glass_app = typer.Typer(
+    help="Break glass: open a time-boxed grant with a written reason; IG officers list notifications.",
+    no_args_is_help=True,
+)
 
 _ISSUER = "http://127.0.0.1:9000"
 _GATEWAY = "http://127.0.0.1:8000"
 _DEMO_PASSWORD = "demo"  # noqa: S105 - the development provider's published password
 _PURPOSES = ("s17_assessment", "s47_enquiry", "cp_conference", "cla_review", "early_help_assessment")
+
 
 def _http_url(value: str) -> str:
     """Typer callback: ``value`` must be an absolute http(s) URL with a host and a valid port."""
@@ -34,7 +41,12 @@ def _http_url(value: str) -> str:
     return value
 
 
-UserOpt = Annotated[str, typer.Option("--user", help="Demo user: sw.stockport, tm.leeds or ig.stockport.")]
+UserOpt = Annotated[
+    str,
+    typer.Option(
+        "--user", help="Demo user: sw.stockport, tm.leeds, ig.stockport, ig.leeds or admin.stockport."
+    ),
+]
 IssuerOpt = Annotated[str, typer.Option("--issuer", callback=_http_url, help="OIDC provider (issuer URL).")]
 PasswordOpt = Annotated[
     str,
@@ -47,6 +59,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the gateway's raw J
 TokenOpt = Annotated[
     str | None,
     typer.Option("--token", envvar="FAMILYCTX_TOKEN", help="Use this access token instead of getting one."),
+]
+BreakGlassIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--break-glass-id",
+        help="Your break-glass grant for this case and purpose (familyctx break-glass open).",
+    ),
 ]
 
 
@@ -66,18 +85,25 @@ def _token(user: str, issuer: str, password: str, token: str | None) -> str:
         raise _fail(str(exc)) from exc
 
 
-def _call(gateway: str, token: str, kind: str, body: dict[str, Any], as_json: bool) -> None:
-    from rich.console import Console
-
+def _gateway_call(gateway: str, token: str, call: Any) -> dict[str, Any]:
+    """``call(client)`` with a :class:`GatewayClient`; gateway errors exit 2 (4xx) or 3 (5xx), others 1."""
     from familyctx.gateway_client import ClientError, GatewayClient, GatewayHttpError
 
     try:
         with GatewayClient(gateway, token) as client:
-            answer = client.search(body) if kind == "search" else client.family_context(body)
+            return call(client)  # type: ignore[no-any-return]
     except GatewayHttpError as exc:
         raise _fail(str(exc), code=3 if exc.status >= 500 else 2) from exc
     except ClientError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _call(gateway: str, token: str, kind: str, body: dict[str, Any], as_json: bool) -> None:
+    from rich.console import Console
+
+    answer = _gateway_call(
+        gateway, token, lambda c: c.search(body) if kind == "search" else c.family_context(body)
+    )
     if as_json:
         typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
         return
@@ -120,6 +146,7 @@ def search(
     gateway: GatewayOpt = _GATEWAY,
     as_json: JsonOpt = False,
     token_value: TokenOpt = None,
+    break_glass_id: BreakGlassIdOpt = None,
 ) -> None:
     """Search every council for a person (POST /v1/searches)."""
     if dob is not None:
@@ -128,8 +155,14 @@ def search(
         except ValueError as exc:
             raise _fail("--dob must be a real date in the form YYYY-MM-DD", code=2) from exc
     body: dict[str, Any] = {"purpose": purpose, "case_reference": case_ref}
-    for key, value in (("family_name", family_name), ("given_name", given_name), ("date_of_birth", dob),
-                       ("nhs_number", nhs_number), ("postcode", postcode)):
+    for key, value in (
+        ("family_name", family_name),
+        ("given_name", given_name),
+        ("date_of_birth", dob),
+        ("nhs_number", nhs_number),
+        ("postcode", postcode),
+        ("break_glass_id", break_glass_id),
+    ):
         if value is not None:
             body[key] = value
     _call(gateway, _token(user, issuer, password, token_value), "search", body, as_json)
@@ -147,17 +180,142 @@ def family_context(
     gateway: GatewayOpt = _GATEWAY,
     as_json: JsonOpt = False,
     token_value: TokenOpt = None,
+    break_glass_id: BreakGlassIdOpt = None,
 ) -> None:
     """Assemble the family context around one person (POST /v1/family-context)."""
-    body = {
+    body: dict[str, Any] = {
         "purpose": purpose,
         "case_reference": case_ref,
         "subject": {"gss_code": council, "local_person_id": person_id},
     }
+    if break_glass_id is not None:
+        body["break_glass_id"] = break_glass_id
     _call(gateway, _token(user, issuer, password, token_value), "family-context", body, as_json)
 
 
+def _print_grant(grant: dict[str, Any], console: Any) -> None:
+    active = "active" if grant.get("active") else "expired"
+    console.print(f"break glass id: [bold]{grant['break_glass_id']}[/bold] ({active})")
+    console.print(f"purpose {grant['purpose']}, case {grant['case_reference']}")
+    console.print(f"opened {grant['opened_at']}, expires {grant['expires_at']}")
+    notified = ", ".join(grant.get("councils_notified") or []) or "none"
+    console.print(f"IG officers notified: {notified}")
+    console.print("Send it with: --break-glass-id " + grant["break_glass_id"])
+
+
+@break_glass_app.command("open")
+def break_glass_open(
+    user: UserOpt,
+    purpose: PurposeOpt,
+    case_ref: Annotated[
+        str, typer.Option("--case", "--case-ref", help="Your case reference, e.g. CASE-2026-0042.")
+    ],
+    reason: Annotated[
+        str,
+        typer.Option("--reason", help="Why you need access beyond your role's purposes (20-1000 chars)."),
+    ],
+    minutes: Annotated[
+        int | None, typer.Option("--minutes", min=1, help="How long the grant lasts (default 30).")
+    ] = None,
+    issuer: IssuerOpt = _ISSUER,
+    password: PasswordOpt = _DEMO_PASSWORD,
+    gateway: GatewayOpt = _GATEWAY,
+    as_json: JsonOpt = False,
+    token_value: TokenOpt = None,
+) -> None:
+    """Open a time-boxed break-glass grant (POST /v1/break-glass); every council's IG officers are told."""
+    from rich.console import Console
+
+    body: dict[str, Any] = {"purpose": purpose, "case_reference": case_ref, "reason": reason}
+    if minutes is not None:
+        body["minutes"] = minutes
+    token_value = _token(user, issuer, password, token_value)
+    grant = _gateway_call(gateway, token_value, lambda c: c.open_break_glass(body))
+    if as_json:
+        typer.echo(json.dumps(grant, indent=2, ensure_ascii=False))
+        return
+    _print_grant(grant, Console())
+
+
+@break_glass_app.command("show")
+def break_glass_show(
+    user: UserOpt,
+    break_glass_id: Annotated[str, typer.Argument(help="The grant's id.")],
+    issuer: IssuerOpt = _ISSUER,
+    password: PasswordOpt = _DEMO_PASSWORD,
+    gateway: GatewayOpt = _GATEWAY,
+    as_json: JsonOpt = False,
+    token_value: TokenOpt = None,
+) -> None:
+    """Show one of your own break-glass grants (GET /v1/break-glass/ID)."""
+    from rich.console import Console
+
+    grant = _gateway_call(
+        gateway, _token(user, issuer, password, token_value), lambda c: c.break_glass(break_glass_id)
+    )
+    if as_json:
+        typer.echo(json.dumps(grant, indent=2, ensure_ascii=False))
+        return
+    _print_grant(grant, Console())
+
+
+@break_glass_app.command("notifications")
+def break_glass_notifications(
+    user: UserOpt,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only grants opened at or after this ISO 8601 time.")
+    ] = None,
+    after: Annotated[int | None, typer.Option(min=0, help="The previous page's next_after.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=200, help="At most this many (1-200).")] = None,
+    issuer: IssuerOpt = _ISSUER,
+    password: PasswordOpt = _DEMO_PASSWORD,
+    gateway: GatewayOpt = _GATEWAY,
+    as_json: JsonOpt = False,
+    token_value: TokenOpt = None,
+) -> None:
+    """List your council's break-glass notifications, oldest first (IG officers)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if since is not None:
+        try:
+            dt.datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise _fail("--since must be an ISO 8601 date-time such as 2026-05-01T09:00:00Z", code=2) from exc
+    page = _gateway_call(
+        gateway,
+        _token(user, issuer, password, token_value),
+        lambda c: c.break_glass_notifications(since=since, after=after, limit=limit),
+    )
+    if as_json:
+        typer.echo(json.dumps(page, indent=2, ensure_ascii=False))
+        return
+    console = Console()
+    notifications = page.get("notifications") or []
+    if not notifications:
+        console.print("No break-glass notifications.")
+        return
+    table = Table(title="Break-glass notifications", show_lines=True)
+    for column in ("opened", "expires", "worker", "purpose", "case", "reason", "break glass id"):
+        table.add_column(column, overflow="fold")
+    for n in notifications:
+        worker = n["worker"]
+        table.add_row(
+            n["opened_at"],
+            n["expires_at"],
+            f"{worker['name']} ({worker['organisation']})",
+            n["purpose"],
+            n["case_reference"],
+            n["reason"],
+            n["break_glass_id"],
+        )
+    console.print(table)
+    if page.get("next_after") is not None:
+        console.print(f"More: --after {page['next_after']}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``familyctx token`` and ``familyctx query ...`` to the command-line tool."""
+    """Add ``familyctx token``, ``familyctx query ...`` and ``familyctx break-glass ...`` to the tool."""
     app.command("token")(token)
     app.add_typer(query_app, name="query")
+    app.add_typer(break_glass_app, name="break-glass")

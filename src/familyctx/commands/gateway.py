@@ -32,6 +32,8 @@ def serve_command(
 
     try:
         settings = load_settings(config)
+        # Reads the files the settings name (mTLS identity, assertion key): before anything listens.
+        app = create_app(settings)
     except GatewayConfigError as exc:
         # One line per bad field, like ``familyctx adapter serve``; exit 2 (usage / configuration error).
         for problem in exc.problems:
@@ -57,9 +59,7 @@ def serve_command(
             if self.started:
                 typer.echo(f"gateway ready on http://{settings.listen.host}:{bound_port}")
 
-    server = _Server(
-        uvicorn.Config(create_app(settings), log_level=settings.log_level.lower(), access_log=False)
-    )
+    server = _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False))
     server.run(sockets=[sock])
 
 

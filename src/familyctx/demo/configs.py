@@ -1,4 +1,10 @@
-"""Write the adapters' and the gateway's YAML configuration files (shapes of interfaces.md)."""
+"""Write the adapters' and the gateway's YAML configuration files (shapes of interfaces.md).
+
+Each adapter serves mutual TLS with its council's certificate from the demo PKI, trusts the gateway's
+client certificate (dev CA) and assertion keys, and loads its council's sharing policy; the gateway
+calls every adapter with its client certificate, checking the adapter's certificate name
+(``tls_server_name``), and signs an assertion per call with the demo key.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import yaml
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.demo.layout import DataLayout, FederationPorts
 from familyctx.demo.supervisor import private_opener
+from familyctx.demo.trust import DEMO_ASSERTION_ISSUER, sharing_policy_file
+from familyctx.trust.pki import GATEWAY_COMMON_NAME, DevPki, adapter_dns_name
 
 __all__ = ["write_adapter_configs", "write_gateway_config"]
 
@@ -25,25 +33,37 @@ def _write(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def write_adapter_configs(layout: DataLayout, ports: FederationPorts, host: str) -> dict[str, Path]:
-    """One ``adapter-<slug>.yaml`` per demo council; returns {GSS code: config path}."""
+def write_adapter_configs(
+    layout: DataLayout, ports: FederationPorts, host: str, pki: DevPki
+) -> dict[str, Path]:
+    """One ``adapter-<slug>.yaml`` per demo council (mutual TLS and gateway keys from ``pki``, the
+    council's sharing policy); returns {GSS code: config path}. Raises ``DataBuildError`` when a
+    council's sharing policy file is missing."""
     paths = {}
     for council in DEMO_COUNCILS:
+        code = council.gss_code
         data = {
-            "council": {"gss_code": council.gss_code, "name": council.name,
+            "council": {"gss_code": code, "name": council.name,
                         "dfe_la_number": council.dfe_la_number},
             "cms": council.cms,
             "database_url": _sqlite_url(layout.warehouse(council)),
-            "listen": {"host": host, "port": ports.adapters[council.gss_code]},
+            "listen": {"host": host, "port": ports.adapters[code]},
+            "tls": {"cert_file": str(pki.adapter_cert(code).resolve()),
+                    "key_file": str(pki.adapter_key(code).resolve()),
+                    "client_ca_file": str(pki.ca_cert.resolve())},
+            "gateway": {"issuer": DEMO_ASSERTION_ISSUER, "jwks_file": str(pki.assertion_jwks.resolve()),
+                        "client_cert_subject": GATEWAY_COMMON_NAME},
+            "policy_file": str(sharing_policy_file(council)),
         }
         paths[council.gss_code] = _write(layout.adapter_config(council), data)
     return paths
 
 
 def write_gateway_config(
-    layout: DataLayout, ports: FederationPorts, host: str, *, deadline_ms: int = 2000
+    layout: DataLayout, ports: FederationPorts, host: str, pki: DevPki, *, deadline_ms: int = 2000
 ) -> Path:
-    """``gateway.yaml``: listen address, audit SQLite in the data dir, the OIDC issuer, the adapters."""
+    """``gateway.yaml``: listen address, audit SQLite in the data dir, the OIDC issuer, the adapters
+    (each with the DNS name its certificate carries), the assertion key and mutual TLS from ``pki``."""
     data = {
         "listen": {"host": host, "port": ports.gateway},
         "audit_database_url": _sqlite_url(layout.audit_database),
@@ -51,8 +71,12 @@ def write_gateway_config(
                  "algorithms": ["RS256", "ES256", "PS256"]},
         "adapters": [
             {"gss_code": c.gss_code, "name": c.name, "address": f"{host}:{ports.adapters[c.gss_code]}",
-             "deadline_ms": deadline_ms}
+             "deadline_ms": deadline_ms, "tls_server_name": adapter_dns_name(c.gss_code)}
             for c in DEMO_COUNCILS
         ],
+        "assertion": {"issuer": DEMO_ASSERTION_ISSUER, "signing_key_file": str(pki.assertion_key.resolve()),
+                      "ttl_seconds": 60},
+        "adapter_tls": {"ca_file": str(pki.ca_cert.resolve()), "cert_file": str(pki.gateway_cert.resolve()),
+                        "key_file": str(pki.gateway_key.resolve())},
     }
     return _write(layout.gateway_config, data)

@@ -2,6 +2,8 @@
 
 Each part runs as its own process (``familyctx ... serve`` with this interpreter), supervised by
 :class:`~familyctx.demo.supervisor.Supervisor`. Used by ``familyctx demo`` and by the end-to-end tests.
+The gateway reaches the adapters over mutual TLS with a development PKI kept in the data directory
+(:mod:`familyctx.demo.trust`); adapters are probed for readiness over that same mutual TLS.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from familyctx.councils import DEMO_COUNCILS, DemoCouncil
 from familyctx.demo.configs import write_adapter_configs, write_gateway_config
 from familyctx.demo.errors import DataBuildError
 from familyctx.demo.layout import DataLayout, FederationPorts, check_ports_free
-from familyctx.demo.readiness import grpc_health_serving, http_ok, wait_until_ready
+from familyctx.demo.readiness import TlsClient, grpc_health_serving, http_ok, wait_until_ready
 from familyctx.demo.supervisor import ChildProcess, Supervisor, familyctx_argv, private_opener
+from familyctx.demo.trust import ensure_demo_pki
+from familyctx.trust.pki import DevPki, adapter_dns_name
 
 __all__ = ["Federation", "FederationOptions", "adapter_child_name"]
 
@@ -85,6 +89,18 @@ class Federation:
     def adapter_address(self, gss_code: str) -> str:
         return f"{self.options.host}:{self.ports.adapters[gss_code]}"
 
+    @property
+    def pki(self) -> DevPki:
+        """The development PKI in the data directory (written by :meth:`build`): the CA, the gateway's
+        client certificate and assertion key, each adapter's server certificate."""
+        return DevPki(directory=self.layout.pki_dir, councils=tuple(c.gss_code for c in DEMO_COUNCILS))
+
+    def _adapter_ready(self, gss_code: str) -> Callable[[], bool]:
+        """Probe: the adapter's health service answers SERVING over mutual TLS (the gateway's identity)."""
+        pki = self.pki
+        tls = TlsClient(pki.ca_cert, pki.gateway_cert, pki.gateway_key, adapter_dns_name(gss_code))
+        return grpc_health_serving(self.adapter_address(gss_code), tls=tls)
+
     def child(self, name: str) -> ChildProcess:
         """A running (or exited) child by name: ``oidc``, ``gateway``, ``adapter-<slug>``."""
         return self.supervisor.children[name]
@@ -128,8 +144,12 @@ class Federation:
                  "--seed", str(self.options.seed), "--as-of", dt.datetime.now(dt.UTC).date().isoformat()],
                 "synth.log",
             )
-        configs = write_adapter_configs(self.layout, self.ports, self.options.host)
-        write_gateway_config(self.layout, self.ports, self.options.host, deadline_ms=self.options.deadline_ms)
+        pki, created = ensure_demo_pki(self.layout)
+        self._report(f"{'wrote' if created else 'using'} the development PKI (mutual TLS, assertion key) "
+                     f"in {pki.directory}")
+        configs = write_adapter_configs(self.layout, self.ports, self.options.host, pki)
+        write_gateway_config(self.layout, self.ports, self.options.host, pki,
+                             deadline_ms=self.options.deadline_ms)
         for council in DEMO_COUNCILS:
             self._report(f"preparing the {council.name} adapter's search indexes")
             self._run_step(
@@ -169,7 +189,7 @@ class Federation:
             wait_until_ready(oidc, http_ok(f"{self.issuer}/.well-known/openid-configuration"),
                              what="OIDC provider", timeout_seconds=timeout)
             for council, child in adapters:
-                wait_until_ready(child, grpc_health_serving(self.adapter_address(council.gss_code)),
+                wait_until_ready(child, self._adapter_ready(council.gss_code),
                                  what=f"{council.name} adapter", timeout_seconds=timeout)
             gateway = self.supervisor.start(
                 "gateway",
@@ -192,7 +212,7 @@ class Federation:
         self.supervisor.stop(name)
         child = self.supervisor.start(name, previous.argv, log_path=previous.log_path,
                                       umask=self.options.umask)
-        wait_until_ready(child, grpc_health_serving(self.adapter_address(gss_code)),
+        wait_until_ready(child, self._adapter_ready(gss_code),
                          what=f"{council.name} adapter", timeout_seconds=self.options.ready_timeout_seconds)
 
     def stop(self) -> None:

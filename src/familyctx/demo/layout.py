@@ -3,8 +3,9 @@
 Layout of the data directory (default ``var/demo``): the synthetic warehouses written by
 ``familyctx synth`` (``<slug>.sqlite``, ``ground_truth.sqlite``, ``scenarios.json``), ``config/``
 (one YAML per adapter, ``gateway.yaml``), ``logs/`` (one log per child), ``oidc/`` (the provider's
-signing key) and ``audit.sqlite`` (the gateway's audit log). The directory is private: mode 0700, and
-everything in it owner-only (:meth:`DataLayout.make_private`), since the audit log holds query terms.
+signing key), ``pki/`` (the development CA, mutual TLS certificates and the gateway's assertion key)
+and ``audit.sqlite`` (the gateway's audit log). The directory is private: mode 0700, and everything in
+it owner-only (:meth:`DataLayout.make_private`), since the audit log holds query terms.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ class DataLayout:
     @property
     def oidc_state_dir(self) -> Path:
         return self.root / "oidc"
+
+    @property
+    def pki_dir(self) -> Path:
+        """The development PKI (``familyctx.trust.pki`` file names): CA, certificates, assertion key."""
+        return self.root / "pki"
 
     @property
     def audit_database(self) -> Path:

@@ -8,13 +8,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
 from familyctx.demo.errors import ChildExitedError, NotReadyError
 from familyctx.demo.supervisor import ChildProcess
 
-__all__ = ["grpc_health_serving", "http_ok", "wait_until_ready"]
+__all__ = ["TlsClient", "grpc_health_serving", "http_ok", "wait_until_ready"]
+
+
+@dataclass(frozen=True)
+class TlsClient:
+    """A mutual-TLS client identity for probes: PEM files and the server name to check."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    server_name: str
+
+
+def _channel(grpc: Any, address: str, tls: TlsClient | None) -> Any:
+    if tls is None:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(
+        tls.ca_file.read_bytes(), tls.key_file.read_bytes(), tls.cert_file.read_bytes()
+    )
+    return grpc.secure_channel(
+        address, credentials, options=[("grpc.ssl_target_name_override", tls.server_name)]
+    )
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -29,14 +53,19 @@ def http_ok(url: str) -> Callable[[], bool]:
     return probe
 
 
-def grpc_health_serving(address: str, service: str = "") -> Callable[[], bool]:
-    """Probe: ``grpc.health.v1.Health/Check`` for ``service`` at ``address`` answers SERVING."""
+def grpc_health_serving(
+    address: str, service: str = "", *, tls: TlsClient | None = None
+) -> Callable[[], bool]:
+    """Probe: ``grpc.health.v1.Health/Check`` for ``service`` at ``address`` answers SERVING.
+
+    ``tls``: (CA certificate, client certificate, client key, server name) files for a mutual-TLS port
+    (an adapter's data port); None for a plaintext one."""
 
     def probe() -> bool:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        with grpc.insecure_channel(address) as channel:
+        with _channel(grpc, address, tls) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             try:
                 reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2.0)

@@ -24,17 +24,19 @@ async def family_context(
     them, with provenance, conflicts shown (not resolved), and each source's state and freshness."""
     settings = gateway.settings
     response: FamilyContextResponse = await run_audited(
-        audit=gateway.audit,
+        gateway=gateway,
         principal=principal,
         request_id=request_id,
         endpoint="POST /v1/family-context",
+        action="family_context",
         purpose=body.purpose.value,
         case_reference=body.case_reference,
+        break_glass_id=body.break_glass_id,
         query_terms={"subject": body.subject.model_dump(mode="json")},
-        work=lambda: run_family_context(
+        work=lambda requester: run_family_context(
             body,
             federation=gateway.federation,
-            request_id=request_id,
+            requester=requester,
             max_results=settings.max_results_per_source,
             describe_cache_seconds=settings.describe_cache_seconds,
         ),

@@ -26,17 +26,21 @@ async def search(
     links are listed under ``possible_matches`` with their evidence. ``sources`` gives every council's state.
     """
     response: SearchResponse = await run_audited(
-        audit=gateway.audit,
+        gateway=gateway,
         principal=principal,
         request_id=request_id,
         endpoint="POST /v1/searches",
+        action="search",
         purpose=body.purpose.value,
         case_reference=body.case_reference,
-        query_terms=body.model_dump(mode="json", exclude={"purpose", "case_reference"}, exclude_none=True),
-        work=lambda: run_search(
+        break_glass_id=body.break_glass_id,
+        query_terms=body.model_dump(
+            mode="json", exclude={"purpose", "case_reference", "break_glass_id"}, exclude_none=True
+        ),
+        work=lambda requester: run_search(
             body,
             federation=gateway.federation,
-            request_id=request_id,
+            requester=requester,
             max_results=gateway.settings.max_results_per_source,
         ),
     )

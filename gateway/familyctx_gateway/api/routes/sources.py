@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from familyctx_gateway.api.deps import AnyRolePrincipal, Gateway, RequestId
+from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId, authorise, requester_for
 from familyctx_gateway.api.schemas import ErrorResponse, SourcesResponse
 from familyctx_gateway.sources import source_summaries
 
 router = APIRouter(tags=["sources"])
 
 
-@router.get("/sources", response_model=SourcesResponse, responses={401: {"model": ErrorResponse}})
+@router.get(
+    "/sources", response_model=SourcesResponse, responses={c: {"model": ErrorResponse} for c in (401, 403)}
+)
 async def list_sources(
-    gateway: Gateway, principal: AnyRolePrincipal, request_id: RequestId
+    gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
 ) -> SourcesResponse:
     """Every configured council with its datasets (Describe, cached) and the state it was last seen in.
 
-    Holds no personal data; any authenticated caller holding a role here may read it.
+    Holds no personal data and is not audited; the gateway policy's action ``list_sources`` decides who
+    may read it (by default every role).
     """
+    authorisation = authorise(gateway, principal, "list_sources")
+    # Describe is signed for the caller with no purpose (interfaces.md).
     describes = await gateway.federation.describe_all(
-        request_id=request_id, purpose="sources", cache_seconds=gateway.settings.describe_cache_seconds
+        requester=requester_for(principal, authorisation, request_id=request_id),
+        cache_seconds=gateway.settings.describe_cache_seconds,
     )
     return SourcesResponse(
         sources=source_summaries(gateway.federation, {code: pair[0] for code, pair in describes.items()})

@@ -11,6 +11,14 @@ in one explicit state, and every fact carries its provenance.
 
 from __future__ import annotations
 
+from familyctx_gateway.api.schemas.break_glass import (
+    DEFAULT_BREAK_GLASS_MINUTES,
+    BreakGlassGrantResponse,
+    BreakGlassNotificationResponse,
+    BreakGlassNotificationsResponse,
+    BreakGlassRequest,
+    BreakGlassWorker,
+)
 from familyctx_gateway.api.schemas.requests import (
     EARLIEST_DATE_OF_BIRTH,
     FamilyContextRequest,
@@ -51,7 +59,13 @@ from familyctx_gateway.api.schemas.responses import (
 )
 
 __all__ = [
+    "DEFAULT_BREAK_GLASS_MINUTES",
     "Address",
+    "BreakGlassGrantResponse",
+    "BreakGlassNotificationResponse",
+    "BreakGlassNotificationsResponse",
+    "BreakGlassRequest",
+    "BreakGlassWorker",
     "Candidate",
     "CouncilSearchState",
     "DatasetFreshness",

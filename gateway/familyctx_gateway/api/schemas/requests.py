@@ -11,7 +11,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from familyctx.councils import GSS_CODE_PATTERN
 from familyctx.identifiers import normalise_nhs_number, normalise_postcode
 
-__all__ = ["EARLIEST_DATE_OF_BIRTH", "FamilyContextRequest", "Purpose", "SearchRequest", "SubjectRef"]
+__all__ = [
+    "EARLIEST_DATE_OF_BIRTH",
+    "BreakGlassId",
+    "CaseReference",
+    "FamilyContextRequest",
+    "Purpose",
+    "SearchRequest",
+    "SubjectRef",
+]
 
 # --------------------------------------------------------------------------------------------------
 # Request field types
@@ -141,6 +149,18 @@ LocalPersonId = Annotated[
     ),
 ]
 
+BreakGlassId = Annotated[
+    StrictStr,
+    Field(
+        min_length=36,
+        max_length=36,
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The id of your break-glass grant for this case and purpose (POST /v1/break-glass), "
+        "to go past a purpose restriction of the gateway policy. Flags the request as break glass.",
+        examples=["0b3c2a4e-8f1d-4c6b-9a7e-2d5f6e8a9b10"],
+    ),
+]
+
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -160,6 +180,7 @@ class SearchRequest(_Request):
     family_name: PersonName | None = None
     date_of_birth: DateOfBirth | None = None
     postcode: PostcodeText | None = None
+    break_glass_id: BreakGlassId | None = None
 
     @model_validator(mode="after")
     def _enough_to_search(self) -> SearchRequest:
@@ -186,3 +207,4 @@ class FamilyContextRequest(_Request):
     purpose: Purpose
     case_reference: CaseReference
     subject: SubjectRef
+    break_glass_id: BreakGlassId | None = None

@@ -52,6 +52,7 @@ class SourceState(StrEnum):
     ok = "ok"
     unavailable = "unavailable"
     timed_out = "timed_out"
+    refused = "refused"  # the adapter refused the gateway's certificate or assertion, or the requester
     error = "error"
     unknown = "unknown"  # only in GET /v1/sources, before the council was first asked
 
@@ -78,6 +79,7 @@ class CouncilSearchState(StrEnum):
     not_searched = "not_searched"  # e.g. no identifiers good enough to search on
     unavailable = "unavailable"
     timed_out = "timed_out"
+    refused = "refused"
     error = "error"
 
 

@@ -1,0 +1,223 @@
+"""Break glass: ``POST /v1/break-glass`` (open a grant), ``GET /v1/break-glass/{id}`` (the worker's own
+grant) and ``GET /v1/break-glass/notifications`` (IG officers: their council's notifications).
+
+Opening is decided by the gateway policy (action ``open_break_glass``) and audited: a refusal as
+``denied``; a grant together with its notifications and its audit record in one transaction (503 and no
+grant when that cannot be committed). Docs: docs/access-control.md, "Break glass".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.exceptions import RequestValidationError
+
+from familyctx_gateway.access import AccessRefused
+from familyctx_gateway.api.deps import AnyRolePrincipal, CurrentPrincipal, Gateway, RequestId, authorise
+from familyctx_gateway.api.schemas import (
+    DEFAULT_BREAK_GLASS_MINUTES,
+    BreakGlassGrantResponse,
+    BreakGlassNotificationResponse,
+    BreakGlassNotificationsResponse,
+    BreakGlassRequest,
+    BreakGlassWorker,
+    ErrorResponse,
+    Purpose,
+)
+from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed
+from familyctx_gateway.break_glass import BreakGlassGrant, new_grant
+from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
+
+router = APIRouter(tags=["break glass"])
+log = logging.getLogger("familyctx_gateway.api.break_glass")
+
+ENDPOINT = "POST /v1/break-glass"
+_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
+
+class BreakGlassNotFound(GatewayError):
+    """404: no grant of this worker has that id (another worker's grant is not revealed)."""
+
+    status = 404
+    detail = "You have no break-glass grant with that id"
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
+    return {code: {"model": ErrorResponse} for code in codes}
+
+
+def _view(grant: BreakGlassGrant, councils: list[str]) -> BreakGlassGrantResponse:
+    return BreakGlassGrantResponse(
+        break_glass_id=grant.id,
+        purpose=Purpose(grant.purpose),
+        case_reference=grant.case_reference,
+        reason=grant.reason,
+        opened_at=grant.opened_at,
+        expires_at=grant.expires_at,
+        active=not grant.expired(),
+        councils_notified=councils,
+    )
+
+
+@router.post(
+    "/break-glass",
+    status_code=201,
+    response_model=BreakGlassGrantResponse,
+    responses=_errors(401, 403, 413, 422, 503),
+)
+async def open_break_glass(
+    body: BreakGlassRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
+) -> BreakGlassGrantResponse:
+    """Open a time-boxed break-glass grant for one purpose and case reference, with a written reason.
+
+    Send the returned ``break_glass_id`` with searches and family-context requests for that case and
+    purpose until ``expires_at``: they may then go past the gateway policy's purpose restrictions, and
+    are flagged break glass in the audit and to every council. The IG officers of every council in the
+    federation are notified (``GET /v1/break-glass/notifications``).
+    """
+    max_minutes = gateway.settings.break_glass.max_minutes
+    minutes = body.minutes if body.minutes is not None else min(DEFAULT_BREAK_GLASS_MINUTES, max_minutes)
+    if minutes > max_minutes:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", "minutes"),
+                    "msg": "too long",
+                    "ctx": {
+                        "error": f"must be at most {max_minutes} (this gateway's break_glass.max_minutes)"
+                    },
+                }
+            ]
+        )
+
+    def event(outcome: AuditOutcome, status: int, role: str | None, grant_id: str | None) -> AuditEvent:
+        # The reason is kept in the grant row only; the audit record says how long was asked for.
+        return AuditEvent(
+            request_id=request_id,
+            user_sub=principal.sub,
+            user_name=principal.name,
+            organisation=principal.organisation,
+            roles=list(principal.roles),
+            client=principal.client,
+            jti=principal.jti,
+            endpoint=ENDPOINT,
+            outcome=outcome,
+            http_status=status,
+            purpose=body.purpose.value,
+            case_reference=body.case_reference,
+            query_terms={"minutes": minutes},
+            role=role,
+            break_glass=grant_id is not None,
+            break_glass_id=grant_id,
+        )
+
+    try:
+        authorisation = authorise(gateway, principal, "open_break_glass", purpose=body.purpose.value)
+    except Forbidden as refused:
+        try:
+            await gateway.audit.record(event(AuditOutcome.denied, refused.status, None, None))
+        except AuditWriteFailed:
+            raise AuditUnavailable() from None
+        raise
+    grant = new_grant(
+        principal,
+        role=authorisation.role,
+        purpose=body.purpose.value,
+        case_reference=body.case_reference,
+        reason=body.reason,
+        minutes=minutes,
+        request_id=request_id,
+    )
+    councils = [adapter.gss_code for adapter in gateway.settings.adapters]
+    try:
+        await gateway.grants.open(
+            grant,
+            councils=councils,
+            audit_event=event(AuditOutcome.success, 201, authorisation.role, grant.id),
+        )
+    except AuditWriteFailed:
+        raise AuditUnavailable() from None
+    return _view(grant, councils)
+
+
+@router.get(
+    "/break-glass/notifications",
+    response_model=BreakGlassNotificationsResponse,
+    responses=_errors(401, 403, 422),
+)
+async def list_notifications(
+    gateway: Gateway,
+    principal: CurrentPrincipal,
+    request_id: RequestId,
+    since: Annotated[
+        dt.datetime | None,
+        Query(description="Only grants opened at or after this ISO 8601 time (UTC when no offset is given)"),
+    ] = None,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Only notifications after this id (the previous page's next_after)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="At most this many notifications (1-200)")] = 50,
+) -> BreakGlassNotificationsResponse:
+    """Break-glass notifications for the caller's own council (IG officers), oldest first.
+
+    Each says who opened a grant (worker, council), for which purpose and case reference, why (their
+    written reason), and when it opened and expires. Page with ``after`` = the last ``next_after``.
+    """
+    authorise(gateway, principal, "list_break_glass_notifications")
+    if not principal.organisation:
+        raise AccessRefused(
+            "Your access token names no council (organisation), so there are no break-glass notifications "
+            "for you; ask your identity provider's administrators to add it"
+        )
+    rows = await gateway.grants.notifications(
+        principal.organisation, since=since, after=after, limit=limit + 1
+    )
+    page = rows[:limit]
+    log.info(
+        "break glass notifications listed request_id=%s council=%s count=%d",
+        request_id,
+        principal.organisation,
+        len(page),
+    )
+    return BreakGlassNotificationsResponse(
+        notifications=[
+            BreakGlassNotificationResponse(
+                id=n.id,
+                council_gss_code=n.council_gss_code,
+                break_glass_id=n.grant_id,
+                worker=BreakGlassWorker(
+                    sub=n.worker_sub, name=n.worker_name, organisation=n.worker_organisation
+                ),
+                purpose=Purpose(n.purpose),
+                case_reference=n.case_reference,
+                reason=n.reason,
+                opened_at=n.opened_at,
+                expires_at=n.expires_at,
+            )
+            for n in page
+        ],
+        next_after=page[-1].id if len(rows) > limit else None,
+    )
+
+
+@router.get(
+    "/break-glass/{break_glass_id}",
+    response_model=BreakGlassGrantResponse,
+    responses=_errors(401, 403, 404, 422),
+)
+async def get_break_glass(
+    break_glass_id: Annotated[str, Path(pattern=_UUID, description="The grant's id (POST /v1/break-glass)")],
+    gateway: Gateway,
+    principal: AnyRolePrincipal,
+) -> BreakGlassGrantResponse:
+    """One of your own break-glass grants: purpose, case reference, reason, times, and whether it is
+    still ``active``. Another worker's grant is answered 404, as if it did not exist."""
+    grant = await gateway.grants.get(break_glass_id)
+    if grant is None or (grant.user_sub, grant.issuer) != (principal.sub, principal.issuer):
+        raise BreakGlassNotFound()
+    return _view(grant, await gateway.grants.notified_councils(grant.id))

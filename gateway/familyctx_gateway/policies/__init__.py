@@ -1,0 +1,1 @@
+"""The gateway's packaged access policy (``access.cedar``) and its Cedar schema (``access.cedarschema``)."""
