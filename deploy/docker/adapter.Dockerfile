@@ -32,14 +32,14 @@ LABEL org.opencontainers.image.title="familyctx-adapter" \
       org.opencontainers.image.licenses="MIT"
 ENV PATH=/opt/familyctx/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 # /var/lib/familyctx/warehouse: where a single SQLite warehouse may be mounted. The councils/<slug>
-# folders and pki are the one-host compose mount points (owned by the app user so new volumes are
-# writable).
+# folders, disclosure (the adapter's own disclosure log) and pki are the one-host compose mount points
+# (owned by the app user so new volumes are writable).
 RUN groupadd --system --gid 10001 familyctx \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin familyctx \
  && install -d -o 10001 -g 10001 -m 0750 /etc/familyctx /var/lib/familyctx/warehouse \
       /var/lib/familyctx/councils/stockport /var/lib/familyctx/councils/leeds \
-      /var/lib/familyctx/councils/manchester /var/lib/familyctx/pki
+      /var/lib/familyctx/councils/manchester /var/lib/familyctx/disclosure /var/lib/familyctx/pki
 COPY --from=build /opt/familyctx /opt/familyctx
 COPY deploy/docker/healthcheck.py /opt/familyctx-tools/healthcheck.py
 USER 10001:10001

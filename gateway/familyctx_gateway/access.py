@@ -11,18 +11,25 @@ Break glass: with a valid grant, the forbid policies annotated ``@break_glass("m
 (purpose restrictions) are lifted, and nothing else: the request must still be permitted by the rest
 of the policy both with and without ``context.break_glass``, so break glass never creates a permission
 a role does not have, and never lifts another forbid. Docs: docs/access-control.md, "Roles and purposes".
+
+Every policy needs a unique ``@id`` (1-80 letters, digits and ``_.:-``, as in a council's sharing
+policy): it names the policy in refusals and logs. A forbid may carry ``@reason("...")``: the sentence a
+worker refused by it is shown (e.g. separation of duties). Requests for family data and opening break
+glass also need the worker's council (``organisation``, a GSS code) in the token, whatever the policy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cedarpy
 
+from familyctx.config_types import relative_path_note
 from familyctx_gateway.auth import NoRoles, Principal
 from familyctx_gateway.break_glass import BreakGlassGrant
 from familyctx_gateway.errors import Forbidden, GatewayConfigError
@@ -53,17 +60,31 @@ ACTIONS: dict[str, str] = {
     "family_context": "read a family context",
     "list_sources": "list the federation's sources",
     "read_audit": "read the audit trail",
+    "review_break_glass": "review break-glass access",
     "open_break_glass": "open break glass",
     "list_break_glass_notifications": "list break-glass notifications",
 }
 
+#: Actions that need the worker's council (``organisation``) in the token: the family-data requests
+#: (each council is told which council asks) and opening break glass (its owning council is notified).
+NEEDS_ORGANISATION = ("search", "family_context", "open_break_glass")
+
 #: Value of the ``@break_glass`` annotation that marks a forbid policy break glass may lift.
 MAY_OVERRIDE = "may_override"
+#: What an ``@id`` may be (it is written to logs): as in a council's sharing policy.
+_ID_TEXT = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 _RESOURCE = {"type": "Federation", "id": "familyctx"}
 
 
 class AccessRefused(Forbidden):
-    """403: the gateway policy refuses this request; ``detail`` says what was refused and why."""
+    """403: the gateway policy refuses this request; ``detail`` says what was refused and why.
+
+    Carries the RFC 6750 section 3.1 ``insufficient_scope`` challenge: the token is valid, but its roles
+    (or claims) do not allow this request.
+    """
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +171,33 @@ class AccessPolicy:
             ids = result.id_annotations_by_policy_id
             raise _config_error(source, [_problem(e.policy_id, e.error, lines, ids) for e in result.errors])
         est = json.loads(cedarpy.policies_to_json_str(text))
+        if est.get("templates"):
+            where = ", ".join(f"line {lines.get(t, '?')}" for t in est["templates"])
+            raise _config_error(
+                source,
+                [
+                    f"policy at {where}: templates (?principal / ?resource) are not allowed in the access "
+                    "policy; write the policy itself"
+                ],
+            )
         policies: dict[str, Any] = est.get("staticPolicies", {})
-        self._ids = {pid: p.get("annotations", {}).get("id") or pid for pid, p in policies.items()}
+        _check_ids(source, policies, lines)
+        self._ids = {pid: p["annotations"]["id"] for pid, p in policies.items()}
+        #: The sentence shown to a worker refused by a forbid policy (its ``@reason``), by policy.
+        self._reasons: dict[str, str] = {}
         problems: list[str] = []
         lifted = {}
         for pid, policy in policies.items():
-            marker = policy.get("annotations", {}).get("break_glass")
+            annotations = policy.get("annotations", {})
+            marker = annotations.get("break_glass")
             where = f"policy {self._ids[pid]} (line {lines.get(pid, '?')})"
+            if "reason" in annotations:
+                if policy.get("effect") != "forbid":
+                    problems.append(f"{where}: @reason may only explain a forbid policy (a refusal)")
+                elif not 10 <= len(annotations["reason"].strip()) <= 500:
+                    problems.append(f"{where}: @reason must be a sentence of 10-500 characters")
+                else:
+                    self._reasons[pid] = annotations["reason"].strip()
             if marker is None:
                 lifted[pid] = policy
             elif marker != MAY_OVERRIDE:
@@ -181,7 +222,9 @@ class AccessPolicy:
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            raise _config_error(source, ["(file): does not exist or is not a readable UTF-8 file"]) from None
+            raise _config_error(
+                source, [f"(file): does not exist or is not a readable UTF-8 file{relative_path_note(file)}"]
+            ) from None
         return cls(text, source=source)
 
     # -- deciding ---------------------------------------------------------------------------------
@@ -238,6 +281,14 @@ class AccessPolicy:
         if not principal.roles:
             raise NoRoles()
         purpose = purpose or ""
+        if action in NEEDS_ORGANISATION and not principal.organisation:
+            _log_refusal(principal, action, purpose, break_glass is not None, "no_organisation")
+            raise AccessRefused(
+                f"Your access token names no council (organisation), so you may not {ACTIONS[action]}: "
+                "councils are told which council asks for their data, and break glass is notified to your "
+                "council. Ask your identity provider's administrators to add your council's GSS code "
+                "(e.g. E08000007) to your account"
+            )
         roles = [role for role in ROLE_ORDER if role in principal.roles]
         for role in roles:
             if break_glass is None:
@@ -261,7 +312,11 @@ class AccessPolicy:
         glass = [r for r in lifted if self._decide(self._lifted, principal, action, r, purpose, True).allowed]
         verb = ACTIONS[action]
         held = ", ".join(principal.roles)
-        if glass and not with_grant:
+        explained = self._explained(principal, roles, action, purpose, with_grant)
+        if explained is not None:
+            reason = "policy"
+            message = explained
+        elif glass and not with_grant:
             reason = "purpose"
             message = (
                 f"Your role ({glass[0]}) may not {verb} for the purpose {purpose}. If this case needs it, "
@@ -282,16 +337,58 @@ class AccessPolicy:
                     " for any purpose; break glass lets a worker past a purpose restriction, never past "
                     "their role"
                 )
-        log.info(
-            "access refused request_id=%s action=%s roles=%s purpose=%s break_glass=%s reason=%s",
-            current_request_id(),
-            action,
-            ",".join(principal.roles),
-            purpose or "-",
-            with_grant,
-            reason,
-        )
+        _log_refusal(principal, action, purpose, with_grant, reason)
         return AccessRefused(message)
+
+    def _explained(
+        self, principal: Principal, roles: list[str], action: str, purpose: str, with_grant: bool
+    ) -> str | None:
+        """The ``@reason`` of a forbid policy that refused every role tried (the first found), with its
+        ``@id``; None when no such policy decided the refusal."""
+        for role in roles:
+            result = self._decide(self._full, principal, action, role, purpose, with_grant)
+            for pid in result.diagnostics.reasons:
+                if pid in self._reasons:
+                    return f"{self._reasons[pid]} (gateway policy {self._ids[pid]})"
+        return None
+
+
+def _log_refusal(principal: Principal, action: str, purpose: str, with_grant: bool, reason: str) -> None:
+    """One log line per refusal: the action, the token's known roles (never other role text), codes."""
+    log.info(
+        "access refused request_id=%s action=%s roles=%s purpose=%s break_glass=%s reason=%s",
+        current_request_id(),
+        action,
+        ",".join(principal.roles) or "-",
+        purpose or "-",
+        with_grant,
+        reason,
+    )
+
+
+def _check_ids(source: str, policies: dict[str, Any], lines: dict[str, int]) -> None:
+    """Every policy has an ``@id`` of :data:`_ID_TEXT`, used once; GatewayConfigError otherwise (one
+    problem per bad policy, naming its line)."""
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for pid in sorted(policies, key=lambda p: int(p.removeprefix("policy"))):
+        where = f"policy at line {lines.get(pid, '?')}"
+        name = policies[pid].get("annotations", {}).get("id")
+        if not name:
+            problems.append(
+                f'{where}: has no @id("..."); give every policy a short unique id, e.g. '
+                '@id("social-workers-request-family-data"), so that refusals and logs can name it'
+            )
+        elif not _ID_TEXT.fullmatch(name):
+            problems.append(f"{where}: @id must be 1-80 letters, digits, '-', '_', '.' or ':' (it is logged)")
+        elif name in first:
+            problems.append(
+                f'{where}: @id("{name}") is used twice (first at line {lines.get(first[name], "?")})'
+            )
+        else:
+            first[name] = pid
+    if problems:
+        raise _config_error(source, problems)
 
 
 def _parse_problems(statements: list[tuple[int, str]]) -> list[str]:

@@ -4,7 +4,8 @@ The network is behind a small :class:`AdapterTransport` protocol (the httpx mode
 :class:`GrpcTransport` (a ``grpc.aio`` mutual-TLS channel per adapter, opened at startup and closed at
 shutdown); a test may pass any object with the same three coroutines instead. Every call carries a
 requester assertion signed for that adapter's council (metadata ``x-familyctx-assertion``, audience =
-its GSS code) and the request id (``x-request-id``). Every call ends in one explicit
+its GSS code) and the request id (``x-request-id``); a call for data first awaits the request's
+:data:`before_data_call` hook, if any (break-glass notifications). Every call ends in one explicit
 :class:`CallResult` state: ``ok``, ``unavailable``, ``timed_out``, ``refused`` (the adapter refused the
 gateway's credentials or assertion) or ``error``, never an exception. An adapter answering gRPC
 ``NOT_FOUND`` ("none of the local_person_ids asked for exist here") has answered correctly: the state
@@ -18,7 +19,8 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import grpc
@@ -37,12 +39,21 @@ __all__ = [
     "GrpcTransport",
     "SourceRecord",
     "TransportFactory",
+    "before_data_call",
     "grpc_transport_factory",
 ]
 
 log = logging.getLogger("familyctx_gateway.adapter_client")
 
 Metadata = tuple[tuple[str, str], ...]
+
+#: Awaited with a council's GSS code before each call for data (``find_people``,
+#: ``get_family_context``) made for the current request, before its assertion is signed; whatever it
+#: raises fails the call (nothing is sent). Set per request by ``run_audited`` to notify each council
+#: asked under a break-glass grant (:mod:`familyctx_gateway.break_glass_use`).
+before_data_call: ContextVar[Callable[[str], Awaitable[None]] | None] = ContextVar(
+    "familyctx_before_data_call", default=None
+)
 
 
 class AdapterTransport(Protocol):
@@ -141,7 +152,9 @@ _HANDSHAKE_MARKERS = ("handshake", "ssl", "tls", "certificate", "verification")
 _CLOSED_MARKERS = ("socket closed",)
 
 
-def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState, str]:
+def _describe_failure(
+    exc: BaseException, deadline_ms: int, council: str = "the council"
+) -> tuple[SourceState, str]:
     if isinstance(exc, asyncio.TimeoutError):
         return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
     if isinstance(exc, grpc.aio.AioRpcError):
@@ -162,9 +175,14 @@ def _describe_failure(exc: BaseException, deadline_ms: int) -> tuple[SourceState
                 )
             return SourceState.unavailable, "adapter not reachable"
         if code == grpc.StatusCode.UNAUTHENTICATED:
-            return SourceState.refused, "the adapter refused the gateway's assertion or certificate"
+            # The gateway itself was refused (its certificate or assertion): a fault for the operators.
+            return SourceState.refused, (
+                f"{council}'s adapter refused the gateway's credentials (certificate or assertion): "
+                "ask the federation's operators"
+            )
         if code == grpc.StatusCode.PERMISSION_DENIED:
-            return SourceState.refused, "the adapter's policy refused this requester"
+            # The requester was refused by the council's sharing policy: a decision, not a fault.
+            return SourceState.refused, f"{council} refused this request under its sharing policy"
         # The adapter's own message might quote a query: report only the status code.
         return SourceState.error, f"adapter answered {code.name}"
     return SourceState.error, f"adapter call failed ({type(exc).__name__})"
@@ -190,9 +208,18 @@ class AdapterClient:
 
         Signs one assertion for ``requester`` with ``audience`` = this council's GSS code and sends it
         as metadata ``x-familyctx-assertion``, with ``x-request-id`` = ``requester.request_id``.
+        ``describe`` never carries break glass (no data is asked for: the flag and the worker's reason
+        go only to councils asked for data); a call for data first awaits :data:`before_data_call`.
         """
         deadline_ms = self.target.deadline_ms
         request_id = requester.request_id
+        if method == "describe":
+            if requester.break_glass:
+                requester = replace(requester, break_glass=False, break_glass_reason="")
+        else:
+            hook = before_data_call.get()
+            if hook is not None:
+                await hook(self.gss_code)
         assertion = self.signer.sign(requester, audience=self.gss_code)
         metadata: Metadata = (("x-request-id", request_id), (ASSERTION_METADATA_KEY, assertion))
         rpc: Callable[..., Awaitable[Any]] = getattr(self.transport, method)
@@ -215,10 +242,10 @@ class AdapterClient:
                     not_found=True,
                 )
             else:
-                state, detail = _describe_failure(exc, deadline_ms)
+                state, detail = _describe_failure(exc, deadline_ms, self.target.name)
                 result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
         except (TimeoutError, OSError) as exc:
-            state, detail = _describe_failure(exc, deadline_ms)
+            state, detail = _describe_failure(exc, deadline_ms, self.target.name)
             result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
         else:
             result = CallResult(

@@ -23,6 +23,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from familyctx.config_types import relative_path_note
 from familyctx.trust.assertion import AssertionKeyError, AssertionSigner
 from familyctx_gateway.errors import GatewayConfigError
 from familyctx_gateway.settings import AdapterTarget, AdapterTlsSettings, AssertionSettings, GatewaySettings
@@ -43,7 +44,8 @@ def _read(setting: str, path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise _problem(setting, path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+        reason = exc.strerror or type(exc).__name__
+        raise _problem(setting, path, f"cannot be read ({reason}){relative_path_note(path)}") from None
 
 
 @dataclass(frozen=True, slots=True)

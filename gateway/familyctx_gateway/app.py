@@ -3,12 +3,15 @@
 Nothing connects at import. :func:`create_app` reads the trust material the settings name (the
 gateway's mTLS client identity and the assertion signing key; a missing or unusable file raises
 :class:`~familyctx_gateway.errors.GatewayConfigError` there, before anything serves). At startup
-(lifespan) the app opens one mutual-TLS gRPC channel per configured adapter, creates the audit schema,
-and tries once to load every trusted issuer's JWKS; at shutdown it closes them.
+(lifespan) the app opens one mutual-TLS gRPC channel per configured adapter, brings the audit schema to
+the current Alembic revision (``audit.auto_migrate``) or refuses to start when it is not there, starts
+the audit log's group-commit writer and tree-head signing, and tries once to load every trusted
+issuer's JWKS; at shutdown it closes them (queued audit records are committed, a last tree head signed).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,10 +29,12 @@ from familyctx_gateway.adapter_client import (
     grpc_transport_factory,
 )
 from familyctx_gateway.adapter_trust import ClientTls, load_signer, published_jwks
+from familyctx_gateway.api.routes import audit as ig_audit
 from familyctx_gateway.api.routes import break_glass, family_context, health, keys, searches, sources
-from familyctx_gateway.audit import AuditStore
+from familyctx_gateway.audit import AuditStore, load_tree_head_signer
 from familyctx_gateway.auth import TokenValidator, TrustedIssuers
 from familyctx_gateway.break_glass import BreakGlassStore
+from familyctx_gateway.break_glass_use import BreakGlassUses
 from familyctx_gateway.errors import GatewayConfigError, install_error_handlers
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings
@@ -54,9 +59,12 @@ class GatewayContext:
     access: AccessPolicy = field(default_factory=AccessPolicy.load)
     #: Break-glass grants and notifications, kept on the audit database.
     grants: BreakGlassStore = field(init=False)
+    #: Notifies each council the first time it is asked for data under a grant.
+    grant_uses: BreakGlassUses = field(init=False)
 
     def __post_init__(self) -> None:
-        self.grants = BreakGlassStore(self.audit.engine)
+        self.grants = BreakGlassStore(self.audit.engine, self.audit)
+        self.grant_uses = BreakGlassUses(self.grants)
 
 
 def _mutual_tls_transports(settings: GatewaySettings) -> TransportFactory:
@@ -87,25 +95,31 @@ def create_app(
     configure_logging(settings.log_level)
     access = AccessPolicy.load(settings.access_policy_file)  # a broken policy stops the gateway here
     signer = load_signer(settings.assertion) if settings.assertion is not None else None
+    audit_signer = load_tree_head_signer(settings.audit)  # an unusable key stops the gateway here
     assertion_jwks = published_jwks(settings, signer)
     factory = transport_factory or _mutual_tls_transports(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = oidc_http or httpx.AsyncClient()  # each issuer sets its own timeout per request
-        audit = AuditStore(settings.audit_database_url)
-        audit.create_schema()
+        audit = AuditStore(settings.audit, signer=audit_signer)
+        try:
+            await asyncio.to_thread(audit.prepare)  # SchemaNotCurrent: run `familyctx gateway migrate`
+        except BaseException:
+            audit.dispose()
+            raise
+        await audit.start()
         federation = Federation.open(settings.adapters, factory, signer=signer)
         jwks = TrustedIssuers(settings.oidc, http=http)
         await jwks.refresh(force=True)  # best effort: an issuer may start after the gateway
         app.state.gateway = GatewayContext(
             settings, federation, audit, jwks, TokenValidator(jwks), signer, assertion_jwks, access=access
         )
-        app.state.gateway.grants.create_schema()
         try:
             yield
         finally:
             await federation.close()
+            await audit.close()  # commits what is queued, signs a last tree head
             audit.dispose()
             if oidc_http is None:
                 await http.aclose()
@@ -124,5 +138,6 @@ def create_app(
     app.include_router(family_context.router, prefix="/v1")
     app.include_router(sources.router, prefix="/v1")
     app.include_router(break_glass.router, prefix="/v1")
+    app.include_router(ig_audit.router, prefix="/v1")  # the IG API, /v1/audit (IG officers)
     setup_tracing(app)
     return app

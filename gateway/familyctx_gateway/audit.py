@@ -1,201 +1,246 @@
-"""The gateway's access audit log: one record per search or family-context request, committed before
-any personal data leaves the gateway (fail closed).
+"""The gateway's audit log: one record per request that asks for or returns personal data, committed
+before any personal data leaves the gateway (fail closed), in a tamper-evident Merkle-tree log.
 
-SQLAlchemy 2 Core; SQLite by default, PostgreSQL in production. The schema is created with
-``metadata.create_all`` at startup for now; Alembic migrations replace that in a later issue. The audit
-database is the one place the gateway keeps personal data (query terms, subjects returned), because IG
-officers must be able to answer "who looked at whose record, when and why".
+Each record (:class:`~familyctx_gateway.audit_record.AuditEvent`, stored as canonical JSON) is one entry
+of the log kept by :mod:`familyctx.auditlog` (RFC 9162 hashing, signed tree heads), and its index rows
+(``audit_events``, ``audit_subjects``, ``audit_councils``, break-glass rows) are written in the same
+transaction, by one group-committing :class:`~familyctx.auditlog.LogWriter` per process: many
+concurrent requests share one commit, and ``await store.record(event)`` returns only once the record is
+committed (else :class:`AuditWriteFailed`: the caller answers 503 and returns no data). Several gateway
+processes append to one database (PostgreSQL) and still build one tree without gaps or forks.
+
+SQLite by default, PostgreSQL in production (SQLAlchemy 2 Core); the schema is managed by Alembic
+(:mod:`familyctx_gateway.migrations`). A background task signs a tree head every
+``audit.tree_head_interval_seconds`` when the log grew, and once more at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
-from pathlib import Path
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+
+from familyctx.auditlog import (
+    READ_ONLY,
+    AuditWriteFailed,
+    LogWriter,
+    MerkleLog,
+    SignedTreeHead,
+    TreeHeadKeyError,
+    TreeHeadSigner,
+    create_log_engine,
+)
+from familyctx.auditlog.writer import issue_tree_heads
+from familyctx_gateway.audit_record import (
+    AuditEvent,
+    AuditOutcome,
+    CouncilOutcome,
+    RecordClass,
+    Subject,
+    SubjectKind,
+    audit_payload,
+    index_rows,
+)
+from familyctx_gateway.audit_schema import (
+    audit_councils,
+    audit_events,
+    audit_log_tables,
+    audit_reviews,
+    audit_subjects,
+    break_glass_grants,
+    break_glass_notifications,
+    metadata,
+)
+from familyctx_gateway.errors import GatewayConfigError
+from familyctx_gateway.migrations import ensure_schema, upgrade_to_head
+from familyctx_gateway.settings import AuditSettings
 
 __all__ = [
     "AuditEvent",
     "AuditOutcome",
     "AuditStore",
     "AuditWriteFailed",
+    "CouncilOutcome",
+    "RecordClass",
+    "Subject",
+    "SubjectKind",
     "audit_events",
-    "audit_row",
+    "load_tree_head_signer",
     "metadata",
+    "write_index",
 ]
 
 log = logging.getLogger("familyctx_gateway.audit")
 
-metadata = sa.MetaData()
-
-audit_events = sa.Table(
-    "audit_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("request_id", sa.String(64), nullable=False, unique=True),
-    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("user_sub", sa.String(200), nullable=False, index=True),
-    sa.Column("user_name", sa.String(200), nullable=False),
-    sa.Column("organisation", sa.String(20), nullable=False),
-    sa.Column("roles", sa.JSON, nullable=False),
-    sa.Column("client", sa.String(200), nullable=False),
-    sa.Column("jti", sa.String(200), nullable=False),
-    sa.Column("purpose", sa.String(40), nullable=True),
-    sa.Column("case_reference", sa.String(64), nullable=True),
-    sa.Column("endpoint", sa.String(100), nullable=False),
-    sa.Column("query_terms", sa.JSON, nullable=False),
-    sa.Column("subjects_returned", sa.JSON, nullable=False),
-    sa.Column("councils", sa.JSON, nullable=False),
-    sa.Column("outcome", sa.String(10), nullable=False),
-    sa.Column("http_status", sa.Integer, nullable=False),
-    # Issue 3: the one role the request was authorised under (None when refused), and break glass.
-    sa.Column("role", sa.String(40), nullable=True),
-    sa.Column("break_glass", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("break_glass_id", sa.String(36), nullable=True),
+#: Insert order of index tables in a batch (grants before the notifications that reference them).
+_INDEX_ORDER = (
+    audit_events,
+    audit_subjects,
+    audit_councils,
+    break_glass_grants,
+    break_glass_notifications,
+    audit_reviews,
 )
 
-#: Columns added after the first release of the table, added in place to an older audit database by
-#: :meth:`AuditStore.create_schema` (until Alembic migrations arrive in a later issue).
-_ADDED_COLUMNS = ("role", "break_glass", "break_glass_id")
+#: Seconds a PostgreSQL connection attempt may take before the write fails (503), not hangs.
+_CONNECT_TIMEOUT_SECONDS = 5
+#: Seconds a SQLite writer waits for another process's write lock (group commit keeps waits short).
+_SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 
 
-#: One compiled INSERT, parameters bound per record (not ``insert().values(**row)``, a new statement
-#: object per record).
-_INSERT = audit_events.insert()
-
-
-class AuditOutcome(StrEnum):
-    success = "success"  # every council answered
-    partial = "partial"  # answered, but at least one council was unavailable, timed out or failed
-    denied = "denied"  # authenticated, but the role may not make this request
-    error = "error"  # the request failed (e.g. unknown subject)
-
-
-class AuditWriteFailed(Exception):
-    """The audit record was not committed. The caller must return no data (503)."""
-
-
-@dataclass(slots=True)
-class AuditEvent:
-    """One access. ``query_terms``: what was asked (personal data; audit DB only); ``subjects_returned``:
-    ``[{"gss_code", "local_person_id"}]``; ``councils``: ``{gss_code: state}``. ``role``: the one role
-    the gateway policy authorised the request under (None when refused); ``break_glass``: the request
-    used the break-glass grant ``break_glass_id`` (the id is also kept when a grant was refused)."""
-
-    request_id: str
-    user_sub: str
-    user_name: str
-    organisation: str
-    roles: list[str]
-    client: str
-    jti: str
-    endpoint: str
-    outcome: AuditOutcome
-    http_status: int
-    purpose: str | None = None
-    case_reference: str | None = None
-    query_terms: dict[str, Any] = field(default_factory=dict)
-    subjects_returned: list[dict[str, str]] = field(default_factory=list)
-    councils: dict[str, str] = field(default_factory=dict)
-    occurred_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    role: str | None = None
-    break_glass: bool = False
-    break_glass_id: str | None = None
-
-
-def audit_row(event: AuditEvent) -> dict[str, Any]:
-    """The ``audit_events`` row for ``event`` (parameters for ``audit_events.insert()``)."""
-    row = asdict(event)
-    row["outcome"] = event.outcome.value
+def _fit(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every string cut to its column's length and without NUL characters (PostgreSQL text
+    cannot hold them): one odd value (an over-long claim, a council's error text) must not fail the
+    whole group commit it shares with other requests. The payload keeps the value as it was."""
+    for name, value in row.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        length = getattr(table.c[name].type, "length", None)
+        row[name] = value[:length] if length is not None else value
     return row
 
 
-def _sqlite_durable_wal(dbapi_connection: Any, _record: Any) -> None:
-    """Write-ahead log with a sync at every commit: one fsync per audit record instead of the rollback
-    journal's two, and still durable across a crash or power loss (SQLite docs, "pragma synchronous")."""
-    cursor = dbapi_connection.cursor()
+def write_index(conn: sa.Connection, items: list[tuple[int, Mapping[str, Any]]]) -> None:
+    """The :class:`~familyctx.auditlog.LogWriter` index hook: insert the index rows of every ``(seq,
+    payload)`` of the batch (:func:`~familyctx_gateway.audit_record.index_rows`) inside its transaction."""
+    rows: dict[sa.Table, list[dict[str, Any]]] = defaultdict(list)
+    for seq, payload in items:
+        for table, table_rows in index_rows(seq, payload).items():
+            rows[table].extend(_fit(table, row) for row in table_rows)
+    for table in _INDEX_ORDER:
+        if rows[table]:
+            conn.execute(table.insert(), rows[table])
+
+
+def load_tree_head_signer(settings: AuditSettings) -> TreeHeadSigner | None:
+    """The tree-head signer for ``settings.signing_key_file`` (None when not set). Raises
+    :class:`~familyctx_gateway.errors.GatewayConfigError` when the file cannot be used."""
+    if settings.signing_key_file is None:
+        return None
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-    finally:
-        cursor.close()
+        return TreeHeadSigner(settings.signing_key_file, log_id=settings.log_id)
+    except TreeHeadKeyError as exc:
+        raise GatewayConfigError("gateway settings", [f"audit.signing_key_file: {exc}"]) from None
 
 
 class AuditStore:
-    """Writes :class:`AuditEvent` rows, each in its own committed transaction.
+    """The gateway's audit log on ``settings.database_url`` (an :class:`AuditSettings`, or a URL).
 
-    Built from a SQLAlchemy URL; no connection is opened until :meth:`create_schema` or a write.
-    Blocking database work runs in a worker thread so the event loop keeps serving.
+    No connection is opened until :meth:`prepare`, :meth:`create_schema` or a write. ``signer``: signs
+    tree heads (None: none are signed). ``writer_timeout_seconds``: longest a request waits for its
+    record's commit before it is answered 503.
     """
 
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.drivername == "postgresql":  # psycopg 3 is the driver this project installs
-            parsed = parsed.set(drivername="postgresql+psycopg")
+    def __init__(
+        self,
+        settings: AuditSettings | str,
+        *,
+        signer: TreeHeadSigner | None = None,
+        writer_timeout_seconds: float = 10.0,
+    ) -> None:
+        self.settings = (
+            settings if isinstance(settings, AuditSettings) else AuditSettings(database_url=settings)
+        )
+        url = sa.make_url(self.settings.database_url)
         kwargs: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
-            # No pool_pre_ping: a SQLite connection is a file handle that cannot go stale, and the
-            # extra ``SELECT 1`` on every checkout cost a statement per audit record.
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.get_backend_name() == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_SECONDS}
         else:
-            kwargs["pool_pre_ping"] = True  # a server may drop idle connections; find out before the write
-        self.engine = sa.create_engine(parsed, **kwargs)
-        if parsed.get_backend_name() == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_durable_wal)
+            kwargs["busy_timeout_seconds"] = _SQLITE_BUSY_TIMEOUT_SECONDS
+        self.engine = create_log_engine(url, **kwargs)
+        self.tables = audit_log_tables
+        self.log = MerkleLog(self.engine, self.tables)
+        self.writer = LogWriter(self.log, index=write_index, timeout_seconds=writer_timeout_seconds)
+        self.signer = signer
+        self._heads: asyncio.Task[None] | None = None
+
+    # -- schema ---------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Start-up: upgrade the schema when ``audit.auto_migrate`` allows it, else check it is at head.
+        Raises :class:`~familyctx_gateway.migrations.SchemaNotCurrent`, or SQLAlchemy errors when the
+        database cannot be reached."""
+        ensure_schema(self.engine, auto_migrate=self.settings.migrate_at_startup)
 
     def create_schema(self) -> None:
-        """Create the audit table if missing, and add the columns a table made by an earlier release
-        lacks (``role``, ``break_glass``, ``break_glass_id``), until Alembic migrations arrive in a
-        later issue."""
-        metadata.create_all(self.engine, tables=[audit_events])
-        present = {c["name"] for c in sa.inspect(self.engine).get_columns(audit_events.name)}
-        missing = [audit_events.c[name] for name in _ADDED_COLUMNS if name not in present]
-        if not missing:
-            return
-        dialect = self.engine.dialect
-        with self.engine.begin() as conn:
-            for column in missing:
-                ddl = (
-                    f"ALTER TABLE {audit_events.name} ADD COLUMN {column.name} {column.type.compile(dialect)}"
-                )
-                if column.server_default is not None:
-                    default = column.server_default.arg.compile(dialect=dialect)  # type: ignore[attr-defined]
-                    ddl += f" NOT NULL DEFAULT {default}"
-                conn.execute(sa.text(ddl))
-        log.info("audit table upgraded added_columns=%s", ",".join(c.name for c in missing))
+        """Upgrade the schema to head (tests, tools); same as ``familyctx gateway migrate``."""
+        upgrade_to_head(self.engine)
 
-    def _write(self, event: AuditEvent) -> None:
-        with self.engine.begin() as conn:  # commits on exit, rolls back on error
-            conn.execute(_INSERT, audit_row(event))
+    # -- lifecycle ------------------------------------------------------------------------------------
 
-    async def record(self, event: AuditEvent) -> None:
-        """Commit ``event``. Raises :class:`AuditWriteFailed` when it is not durably written."""
+    async def start(self) -> None:
+        """Start the group-commit writer and, with a signer, the tree-head task (on the running loop)."""
+        self.writer.start()
+        if self.signer is not None and self._heads is None:
+            self._heads = asyncio.get_running_loop().create_task(
+                issue_tree_heads(
+                    self.log, self.signer, interval_seconds=self.settings.tree_head_interval_seconds
+                ),
+                name="familyctx-audit-tree-heads",
+            )
+        elif self.signer is None:
+            log.warning("audit tree heads off: audit.signing_key_file is not set")
+
+    async def close(self) -> None:
+        """Commit what is queued, stop the tree-head task and sign a last tree head (shutdown)."""
+        if self._heads is not None:
+            self._heads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heads
+            self._heads = None
+        await self.writer.close()
+        if self.signer is not None:
+            await self.sign_tree_head()
+
+    async def sign_tree_head(self) -> SignedTreeHead | None:
+        """Sign and store a tree head now if the log grew (needs a signer); None when it could not be."""
+        if self.signer is None:
+            return None
         try:
-            await asyncio.to_thread(self._write, event)
+            return await asyncio.to_thread(self.log.sign_tree_head, self.signer)
         except (SQLAlchemyError, OSError) as exc:
-            log.error("audit write failed request_id=%s error=%s", event.request_id, type(exc).__name__)
-            raise AuditWriteFailed() from None
+            log.error("tree head not issued error=%s", type(exc).__name__)
+            return None
+
+    def dispose(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()
+
+    # -- writing and health ---------------------------------------------------------------------------
+
+    async def record(self, event: AuditEvent) -> int:
+        """Commit ``event`` as one log entry with its index rows; returns its sequence number.
+
+        Raises :class:`AuditWriteFailed` when it is not committed (database down, timeout, shutting
+        down): the caller must return no data (503)."""
+        try:
+            payload = audit_payload(event)
+            return await self.writer.append(event.record_class.value, payload)
+        except AuditWriteFailed:
+            log.error("audit write failed request_id=%s", event.request_id)
+            raise
+        except ValueError as exc:  # a value canonical JSON refuses (never expected): still fail closed
+            log.error("audit record refused request_id=%s error=%s", event.request_id, type(exc).__name__)
+            raise AuditWriteFailed("audit record could not be serialised") from None
 
     def _ping(self) -> None:
-        with self.engine.connect() as conn:
-            conn.execute(sa.select(audit_events.c.id).limit(1)).all()
+        state = self.tables.tree_state
+        with self.engine.connect().execution_options(**READ_ONLY) as conn:  # no write lock on SQLite
+            conn.execute(sa.select(state.c.size).limit(1)).all()
+            conn.execute(sa.select(audit_events.c.seq).limit(1)).all()
 
     async def ready(self) -> bool:
-        """True when the audit table answers a read."""
+        """True when the log's tables answer a read."""
         try:
             await asyncio.to_thread(self._ping)
         except (SQLAlchemyError, OSError):
             return False
         return True
-
-    def dispose(self) -> None:
-        self.engine.dispose()

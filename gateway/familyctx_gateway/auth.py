@@ -22,7 +22,7 @@ from familyctx_gateway.jwks import IssuerKeys, NoUsableKey, TrustedIssuers
 from familyctx_gateway.observability import current_request_id
 from familyctx_gateway.settings import ASYMMETRIC_ALGORITHMS, OidcSettings
 
-__all__ = ["NoRoles", "Principal", "TokenValidator", "TrustedIssuers", "reject_token"]
+__all__ = ["ROLES", "NoRoles", "Principal", "TokenValidator", "TrustedIssuers", "reject_token"]
 
 log = logging.getLogger("familyctx_gateway.auth")
 
@@ -30,6 +30,10 @@ log = logging.getLogger("familyctx_gateway.auth")
 MAX_TOKEN_CHARS = 16 * 1024
 #: Longest identifier kept for the audit record (its columns are 200 characters).
 _MAX_ID_CHARS = 200
+#: The roles of this service (interfaces.md). A token's other roles (a provider's own, such as
+#: Keycloak's ``offline_access``, or anything else) are dropped when the token is read: they never reach
+#: the policy, the audit record, a response or a log line (only their count is logged).
+ROLES = ("social_worker", "team_manager", "ig_officer", "administrator", "service_client")
 
 
 class NoRoles(Forbidden):
@@ -49,6 +53,7 @@ class Principal:
     """Who is asking, from a validated access token (claims per interfaces.md).
 
     ``sub``: subject; ``organisation``: GSS code of the user's council (empty for service clients);
+    ``roles``: the token's roles that are roles of this service (:data:`ROLES`), in token order;
     ``client``: the OAuth client (``client_id``, or ``azp``); ``jti``: the token id; ``issuer``: ``iss``.
     """
 
@@ -141,10 +146,12 @@ class TokenValidator:
     in that issuer's asymmetric allowlist (never ``none`` or ``HS*``); ``typ`` for the issuer's
     ``token_profile``; ``kid`` known to that issuer (one shared, rate-limited refresh when not);
     signature with that key only; ``iss``, ``aud``, ``exp``/``nbf``/``iat`` (leeway), ``sub``, ``jti``;
-    the client (``client_id``/``azp``); roles at ``roles_claim``; organisation (a GSS code; within
-    ``organisations`` when set). Raises :class:`InvalidToken` (401; reason logged, never returned) or
-    a valid token without roles gives a Principal with no roles, refused with :class:`NoRoles` (403)
-    where the request is handled, so that personal-data requests audit the refusal.
+    the client (``client_id``/``azp``); roles at ``roles_claim`` (only :data:`ROLES` are kept; others
+    are dropped and counted in the log); organisation (a GSS code; within ``organisations`` when set).
+    Raises :class:`InvalidToken` (401; reason logged, never returned) or a valid token without any of
+    :data:`ROLES` gives a Principal with no roles, refused with :class:`NoRoles` (403,
+    ``insufficient_scope``) where the request is handled, so that personal-data requests audit the
+    refusal.
     """
 
     def __init__(self, issuers: TrustedIssuers) -> None:
@@ -216,15 +223,30 @@ class TokenValidator:
         values = (claims["sub"], claims["jti"], client, name)
         if not isinstance(name, str) or any(len(v) > _MAX_ID_CHARS for v in values):
             reject_token("claim_too_long", iss)
-        if not roles:
+        given = list(dict.fromkeys(roles or ()))
+        known = tuple(role for role in given if role in ROLES)
+        unknown = len(given) - len(known)
+        if not known:
             # Valid token, no role here: the caller is known, so the refusal (403) is made where it can be
             # audited (api/auditing.py for personal-data requests; require_role for the rest).
-            log.info("token without roles request_id=%s issuer=%s", current_request_id(), iss)
+            log.info(
+                "token without roles request_id=%s issuer=%s unknown_roles=%d",
+                current_request_id(),
+                iss,
+                unknown,
+            )
+        elif unknown:
+            log.debug(
+                "token roles request_id=%s roles=%s unknown_roles=%d",
+                current_request_id(),
+                ",".join(known),
+                unknown,
+            )
         return Principal(
             sub=claims["sub"],
             name=name,
             organisation=organisation,
-            roles=tuple(roles or ()),
+            roles=known,
             client=client,
             jti=claims["jti"],
             issuer=iss,

@@ -1,16 +1,19 @@
 """Break glass: a time-boxed grant, with a written reason, to go past a purpose restriction.
 
 A worker opens a grant (``POST /v1/break-glass``) for one purpose and one case reference, for a few
-minutes; every council of the federation gets a notification record its IG officers can list. Requests
-that send the grant's id (``break_glass_id``) are checked here (same worker, same case reference and
-purpose, not expired) and then pass the gateway policy's purpose restrictions (and only those, see
-:mod:`familyctx_gateway.access`); they are flagged ``break_glass`` in the audit and in the assertion
-each council receives.
+minutes; their own council gets a notification record its IG officers can list, and every other council
+gets one the first time it is asked for data under the grant (:mod:`familyctx_gateway.break_glass_use`),
+before it is asked. Requests that send the grant's id (``break_glass_id``) are checked here (same
+worker, same case reference and purpose, not expired) and then pass the gateway policy's purpose
+restrictions (and only those, see :mod:`familyctx_gateway.access`); they are flagged ``break_glass`` in
+the audit and in the assertion each council asked receives (with the reason).
 
-Storage: SQLAlchemy 2 Core tables on the audit database's metadata and engine (grants and
-notifications live beside the audit log they explain). The grant, its notifications and the audit
-record of opening it are committed in one transaction. The worker's reason is personal data: it is
-stored here and in the notification rows, never logged.
+Storage: the audit log. Opening a grant is one ``break_glass`` record of the gateway's Merkle-tree log
+(:mod:`familyctx_gateway.audit`) carrying the grant (reason, times, councils notified); the rows of
+``break_glass_grants`` and ``break_glass_notifications`` (tables in
+:mod:`familyctx_gateway.audit_schema`) are index rows of that record, written in the same group-commit
+transaction, so the grant, its notifications and its audit record commit together or not at all. The
+worker's reason is personal data: it is stored in the audit database only, never logged.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from familyctx_gateway.audit import AuditEvent, AuditWriteFailed, audit_events, audit_row, metadata
+from familyctx.auditlog import READ_ONLY
+from familyctx_gateway.audit import AuditEvent, AuditStore, AuditWriteFailed, RecordClass
+from familyctx_gateway.audit_record import rfc3339
+from familyctx_gateway.audit_schema import break_glass_grants, break_glass_notifications
 from familyctx_gateway.auth import Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden
 
@@ -43,40 +49,6 @@ __all__ = [
 log = logging.getLogger("familyctx_gateway.break_glass")
 
 _T = TypeVar("_T")
-
-break_glass_grants = sa.Table(
-    "break_glass_grants",
-    metadata,
-    sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("user_sub", sa.String(200), nullable=False, index=True),
-    sa.Column("issuer", sa.String(500), nullable=False),
-    sa.Column("user_name", sa.String(200), nullable=False),
-    sa.Column("organisation", sa.String(20), nullable=False),
-    sa.Column("client", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(40), nullable=False),
-    sa.Column("purpose", sa.String(40), nullable=False),
-    sa.Column("case_reference", sa.String(64), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("request_id", sa.String(64), nullable=False),
-)
-
-break_glass_notifications = sa.Table(
-    "break_glass_notifications",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("council_gss_code", sa.String(20), nullable=False, index=True),
-    sa.Column("grant_id", sa.String(36), sa.ForeignKey("break_glass_grants.id"), nullable=False),
-    sa.Column("worker_sub", sa.String(200), nullable=False),
-    sa.Column("worker_name", sa.String(200), nullable=False),
-    sa.Column("worker_organisation", sa.String(20), nullable=False),
-    sa.Column("purpose", sa.String(40), nullable=False),
-    sa.Column("case_reference", sa.String(64), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False),
-    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 class BreakGlassRefused(Forbidden):
@@ -111,7 +83,11 @@ class BreakGlassGrant:
 
 @dataclass(frozen=True, slots=True)
 class BreakGlassNotification:
-    """One council's notification of a grant (a row of ``break_glass_notifications``)."""
+    """One council's notification of a grant (a row of ``break_glass_notifications``).
+
+    ``notified_because``: ``opened`` (the worker's own council, when the grant was opened) or ``used``
+    (the council was asked for data under the grant; ``first_used_at``: when it was first asked).
+    """
 
     id: int
     council_gss_code: str
@@ -124,6 +100,8 @@ class BreakGlassNotification:
     reason: str
     opened_at: dt.datetime
     expires_at: dt.datetime
+    notified_because: str = "opened"
+    first_used_at: dt.datetime | None = None
 
 
 def _now() -> dt.datetime:
@@ -174,19 +152,27 @@ def _grant(row: Any) -> BreakGlassGrant:
 def _notification(row: Any) -> BreakGlassNotification:
     values = dict(row._mapping)
     values["opened_at"], values["expires_at"] = _utc(values["opened_at"]), _utc(values["expires_at"])
+    if values.get("first_used_at") is not None:
+        values["first_used_at"] = _utc(values["first_used_at"])
     return BreakGlassNotification(**values)
 
 
 class BreakGlassStore:
-    """Grants and notifications on the audit database ``engine`` (SQLAlchemy Core).
+    """Grants and notifications on the audit database ``engine`` (SQLAlchemy Core), opened through the
+    audit log ``audit``.
 
     Blocking database work runs in a worker thread. Database failures while opening a grant raise
     :class:`~familyctx_gateway.audit.AuditWriteFailed` (the caller answers 503); while reading,
     :class:`~familyctx_gateway.errors.AuditUnavailable` (503: the audit database is unavailable).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, audit: AuditStore | None = None) -> None:
         self.engine = engine
+        self.audit = audit
+
+    def _connect(self) -> sa.Connection:
+        # A read: a deferred transaction on SQLite, so it never waits for (or holds) the write lock.
+        return self.engine.connect().execution_options(**READ_ONLY)
 
     async def _read(self, what: str, read: Callable[..., _T], *args: Any) -> _T:
         try:
@@ -195,41 +181,29 @@ class BreakGlassStore:
             log.error("break glass read failed what=%s error=%s", what, type(exc).__name__)
             raise AuditUnavailable() from None
 
-    def create_schema(self) -> None:
-        """Create the grant and notification tables if missing (until Alembic arrives in a later issue)."""
-        metadata.create_all(self.engine, tables=[break_glass_grants, break_glass_notifications])
-
     # -- opening ----------------------------------------------------------------------------------
-
-    def _open(self, grant: BreakGlassGrant, councils: Sequence[str], event: AuditEvent) -> None:
-        notification = {
-            "grant_id": grant.id,
-            "worker_sub": grant.user_sub,
-            "worker_name": grant.user_name,
-            "worker_organisation": grant.organisation,
-            "purpose": grant.purpose,
-            "case_reference": grant.case_reference,
-            "reason": grant.reason,
-            "opened_at": grant.opened_at,
-            "expires_at": grant.expires_at,
-        }
-        with self.engine.begin() as conn:  # one transaction: all of it, or none of it
-            conn.execute(break_glass_grants.insert(), _row(grant))
-            if councils:
-                conn.execute(
-                    break_glass_notifications.insert(),
-                    [{**notification, "council_gss_code": code} for code in councils],
-                )
-            conn.execute(audit_events.insert(), audit_row(event))
 
     async def open(self, grant: BreakGlassGrant, *, councils: Sequence[str], audit_event: AuditEvent) -> None:
         """Commit ``grant``, one notification per council in ``councils`` (GSS codes) and the audit
-        record of opening it, in one transaction. Raises AuditWriteFailed when it is not committed."""
+        record of opening it (``audit_event``, made a ``break_glass`` record carrying the grant), in one
+        transaction. Raises AuditWriteFailed when it is not committed."""
+        if self.audit is None:
+            raise AuditWriteFailed("no audit log to record the grant in")
+        audit_event.record_class = RecordClass.break_glass
+        audit_event.issuer = grant.issuer
+        audit_event.break_glass_reason = grant.reason
+        audit_event.grant = {
+            "break_glass_id": grant.id,
+            "reason": grant.reason,
+            "opened_at": rfc3339(grant.opened_at),
+            "expires_at": rfc3339(grant.expires_at),
+            "councils_notified": list(councils),
+        }
         try:
-            await asyncio.to_thread(self._open, grant, councils, audit_event)
-        except (SQLAlchemyError, OSError) as exc:
-            log.error("break glass not recorded request_id=%s error=%s", grant.request_id, type(exc).__name__)
-            raise AuditWriteFailed() from None
+            await self.audit.record(audit_event)
+        except AuditWriteFailed:
+            log.error("break glass not recorded request_id=%s", grant.request_id)
+            raise
         log.info(
             "break glass opened request_id=%s grant_id=%s purpose=%s minutes=%d councils_notified=%d",
             grant.request_id,
@@ -242,7 +216,7 @@ class BreakGlassStore:
     # -- reading ----------------------------------------------------------------------------------
 
     def _get(self, grant_id: str) -> BreakGlassGrant | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             row = conn.execute(
                 sa.select(break_glass_grants).where(break_glass_grants.c.id == grant_id)
             ).first()
@@ -252,14 +226,32 @@ class BreakGlassStore:
         """The grant with id ``grant_id``, or None."""
         return await self._read("grant", self._get, grant_id)
 
+    def _opened_since(self, sub: str, issuer: str, since: dt.datetime) -> list[dt.datetime]:
+        table = break_glass_grants
+        query = (
+            sa.select(table.c.opened_at)
+            .where(table.c.user_sub == sub, table.c.issuer == issuer, table.c.opened_at > since)
+            .order_by(table.c.opened_at)
+        )
+        with self._connect() as conn:
+            return [_utc(opened) for opened in conn.execute(query).scalars()]
+
+    async def opened_since(self, principal: Principal, since: dt.datetime) -> list[dt.datetime]:
+        """When ``principal`` (same ``sub`` from the same issuer) opened each grant after ``since`` (UTC),
+        oldest first: for the limit on grants per worker per day."""
+        return await self._read(
+            "opened_since", self._opened_since, principal.sub, principal.issuer, _utc(since)
+        )
+
     def _notified_councils(self, grant_id: str) -> list[str]:
         table = break_glass_notifications
         query = sa.select(table.c.council_gss_code).where(table.c.grant_id == grant_id).order_by(table.c.id)
-        with self.engine.connect() as conn:
-            return [str(code) for code in conn.execute(query).scalars()]
+        with self._connect() as conn:
+            return list(dict.fromkeys(str(code) for code in conn.execute(query).scalars()))
 
     async def notified_councils(self, grant_id: str) -> list[str]:
-        """GSS codes of the councils notified of grant ``grant_id``, in the order they were notified."""
+        """GSS codes of the councils notified of grant ``grant_id`` (when it was opened, or asked for
+        data under it), each once, in the order they were first notified."""
         return await self._read("notified_councils", self._notified_councils, grant_id)
 
     async def grant_for_use(
@@ -310,7 +302,7 @@ class BreakGlassStore:
         if after is not None:
             query = query.where(table.c.id > after)
         query = query.order_by(table.c.id).limit(limit)
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return [_notification(row) for row in conn.execute(query)]
 
     async def notifications(
@@ -319,7 +311,3 @@ class BreakGlassStore:
         """Notifications for ``council`` (GSS code), oldest first: opened at or after ``since`` (UTC
         when naive), with id greater than ``after`` (keyset paging), at most ``limit``."""
         return await self._read("notifications", self._notifications, council, since, after, limit)
-
-
-def _row(grant: BreakGlassGrant) -> dict[str, Any]:
-    return {name: getattr(grant, name) for name in BreakGlassGrant.__slots__}  # type: ignore[attr-defined]

@@ -149,12 +149,26 @@ _FIELD_HINTS: dict[str, str] = {
     "subject.gss_code": f"subject.gss_code {GSS_CODE_RULE}",
     "subject.local_person_id": "subject.local_person_id must be 1-48 letters, digits and _ . : -",
     "break_glass_id": "break_glass_id must be the id POST /v1/break-glass returned (a lower-case UUID)",
-    "reason": "reason must be 20-1000 characters (after trimming spaces) saying why you need access, "
-    "without control characters other than line breaks and tabs",
-    "minutes": "minutes must be a whole number from 1 to the gateway's break_glass.max_minutes",
+    "reason": "reason must be one line of 20-1000 characters (after trimming spaces) saying why you need "
+    "access, without line breaks, tabs, control or invisible formatting characters",
+    "minutes": "minutes must be a whole number (a JSON integer, not text) from 1 to the gateway's "
+    "break_glass.max_minutes",
     "since": "since must be an ISO 8601 date-time such as 2026-05-01T09:00:00Z",
-    "after": "after must be a whole number of 0 or more (the previous page's next_after)",
+    "after": "after must be a whole number from 0 to 9223372036854775807 (the previous page's next_after)",
     "limit": "limit must be a whole number from 1 to 200",
+    # The IG API (/v1/audit) query parameters.
+    "from": "from must be an ISO 8601 date-time such as 2026-05-01T09:00:00Z (UTC when no offset is given)",
+    "to": "to must be an ISO 8601 date-time such as 2026-05-08T00:00:00Z (UTC when no offset is given)",
+    "user": "user must be the worker's token subject (sub): 1-200 characters",
+    "council": f"council {GSS_CODE_RULE}",
+    "outcome": "outcome must be one of: success, partial, denied, error",
+    "record_class": "record_class must be one of: access, break_glass, ig_access",
+    "break_glass": "break_glass must be true or false",
+    "cursor": "cursor must be the next_cursor of the previous page",
+    "status": "status must be unreviewed or reviewed",
+    "seq": "seq must be a record's position in the log: a whole number of 0 or more",
+    "note": "note must be 10-2000 characters (after trimming spaces) saying what you checked and concluded, "
+    "without control characters other than line breaks and tabs",
 }
 
 
@@ -197,13 +211,17 @@ def _unexpected_fields(path: list[str], model: type[BaseModel] | None) -> str:
 
 
 def validation_messages(
-    errors: Sequence[dict[str, Any]], model: type[BaseModel] | None = None
+    errors: Sequence[dict[str, Any]],
+    model: type[BaseModel] | None = None,
+    hints: dict[str, str] | None = None,
 ) -> list[dict[str, str]]:
     """Turn pydantic errors into ``[{"field", "message"}]`` without echoing any submitted value or key.
 
     ``model``: the request body's model, used to name only declared fields and to list the allowed
     ones when unknown keys were sent (``extra_forbidden``: reported on the enclosing object, e.g.
     ``{"field": "body", "message": "unexpected field(s): ... (allowed: purpose, ...)"}``).
+    ``hints``: what a field expects, by field, in place of the fixed wording (e.g. with this gateway's
+    configured limits).
     """
     out: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -226,7 +244,9 @@ def validation_messages(
         elif kind == "value_error" and err.get("ctx", {}).get("error") is not None:
             message = f"{field} {err['ctx']['error']}"
         else:
-            message = _FIELD_HINTS.get(field, f"{field} has the wrong type or format")
+            message = (hints or {}).get(field) or _FIELD_HINTS.get(
+                field, f"{field} has the wrong type or format"
+            )
         if (field, message) not in seen:
             seen.add((field, message))
             out.append({"field": field, "message": message})
@@ -254,6 +274,19 @@ def _request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
+def _configured_hints(request: Request) -> dict[str, str]:
+    """Field wording that quotes this gateway's settings (break_glass.max_minutes)."""
+    gateway = getattr(request.app.state, "gateway", None)
+    settings = getattr(gateway, "settings", None)
+    if settings is None:
+        return {}
+    most = settings.break_glass.max_minutes
+    return {
+        "minutes": f"minutes must be a whole number (a JSON integer, not text) from 1 to {most} "
+        "(this gateway's break_glass.max_minutes)"
+    }
+
+
 def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
     """Map the error tree, validation errors and stray exceptions to JSON bodies (ErrorResponse).
 
@@ -278,7 +311,7 @@ def install_error_handlers(app: FastAPI, *, max_body_bytes: int) -> None:
         return JSONResponse(
             {
                 "detail": "The request is not valid; correct the fields listed in errors and try again",
-                "errors": validation_messages(exc.errors(), _body_model(request)),
+                "errors": validation_messages(exc.errors(), _body_model(request), _configured_hints(request)),
                 "request_id": _request_id(request),
             },
             status_code=422,

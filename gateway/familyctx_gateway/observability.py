@@ -74,6 +74,7 @@ def _endpoint(scope: Scope) -> str:
             partial = str(route.path)
     return partial or UNMATCHED_ENDPOINT
 
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "AdapterTarget",
     "AdapterTlsSettings",
     "AssertionSettings",
+    "AuditSettings",
     "BreakGlassSettings",
     "GatewaySettings",
     "ListenSettings",
@@ -182,9 +183,67 @@ class AdapterTlsSettings(_Section):
 
 
 class BreakGlassSettings(_Section):
-    """Break glass (docs/access-control.md): ``max_minutes``, the longest a grant may last (1-1440)."""
+    """Break glass (docs/access-control.md): ``max_minutes``, the longest a grant may last (1-1440);
+    ``max_grants_per_day``, the most grants one worker may open in any 24 hours (1-100; more are
+    answered 429 with Retry-After)."""
 
     max_minutes: int = Field(default=60, ge=1, le=1440)
+    max_grants_per_day: int = Field(default=5, ge=1, le=100)
+
+
+#: Record classes of the gateway's audit log (docs/audit.md): ``access`` (searches, family context),
+#: ``break_glass`` (a grant opened), ``ig_access`` (reads of the audit and review notes).
+AUDIT_RECORD_CLASSES = ("access", "break_glass", "ig_access")
+
+#: Seven years (365 * 7 + 2 leap days): the default retention of every record class.
+DEFAULT_RETENTION_DAYS = 2557
+
+
+class AuditSettings(_Section):
+    """The gateway's audit log (docs/audit.md): a Merkle-tree log on ``database_url`` (SQLAlchemy URL;
+    SQLite by default, PostgreSQL in production), its schema managed by Alembic.
+
+    ``signing_key_file``: a private EC P-256 JWK (RFC 7517) that signs tree heads (ES256); None: no
+    tree heads are signed (a warning at start-up). ``tree_head_interval_seconds``: how often a new tree
+    head is signed when the log grew (and once at shutdown). ``auto_migrate``: upgrade the schema to the
+    current version at start-up; None (default) means true for SQLite and false for any other database,
+    where ``familyctx gateway migrate`` is a deployment step. ``retention_days``: per record class, days
+    after which a record's content is redacted (its hash stays, so the log still verifies).
+    ``log_id``: the name signed into every tree head. ``flag_daily_records``: the IG API flags a
+    worker's UTC day for review when their requests named more distinct council records than this
+    (``GET /v1/audit/flags``, docs/ig-api.md).
+    """
+
+    database_url: str = "sqlite:///var/demo/audit.sqlite"
+    signing_key_file: Path | None = None
+    tree_head_interval_seconds: float = Field(default=60.0, gt=0, le=86400)
+    auto_migrate: bool | None = None
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: dict.fromkeys(AUDIT_RECORD_CLASSES, DEFAULT_RETENTION_DAYS)
+    )
+    log_id: str = Field(default="familyctx-gateway", min_length=1, max_length=100)
+    flag_daily_records: int = Field(default=50, ge=1, le=1_000_000)
+
+    @field_validator("retention_days")
+    @classmethod
+    def _known_classes(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(AUDIT_RECORD_CLASSES))
+        if unknown:
+            raise ValueError(
+                f"unknown record class {unknown[0]}; the classes are {', '.join(AUDIT_RECORD_CLASSES)}"
+            )
+        short = sorted(name for name, days in value.items() if days < 1)
+        if short:
+            raise ValueError(f"{short[0]}: must be at least 1 day")
+        # A class left out keeps the default, so a file may set only the one it changes.
+        return {**dict.fromkeys(AUDIT_RECORD_CLASSES, DEFAULT_RETENTION_DAYS), **value}
+
+    @property
+    def migrate_at_startup(self) -> bool:
+        """``auto_migrate``, or when it is not set: True for SQLite only."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.database_url.startswith("sqlite")
 
 
 class GatewaySettings(BaseSettings):
@@ -195,7 +254,11 @@ class GatewaySettings(BaseSettings):
     )
 
     listen: ListenSettings = Field(default_factory=ListenSettings)
-    audit_database_url: str = "sqlite:///var/demo/audit.sqlite"
+    #: The audit log (database, tree-head signing, migrations, retention).
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    #: The earlier top-level name of ``audit.database_url``, still accepted (also as the environment
+    #: variable ``FAMILYCTX_GATEWAY_AUDIT_DATABASE_URL``); after loading it always equals it.
+    audit_database_url: str | None = None
     #: Signing of per-request assertions; required when ``adapters`` is not empty.
     assertion: AssertionSettings | None = None
     #: Mutual TLS towards adapters; required when ``adapters`` is not empty (never plaintext).
@@ -235,6 +298,19 @@ class GatewaySettings(BaseSettings):
         if len(codes) != len(set(codes)):
             raise ValueError("each council (gss_code) may be configured once")
         return value
+
+    @model_validator(mode="after")
+    def _one_audit_database(self) -> GatewaySettings:
+        explicit = "database_url" in self.audit.model_fields_set
+        if self.audit_database_url is not None:
+            if explicit and self.audit.database_url != self.audit_database_url:
+                raise ValueError(
+                    "audit_database_url and audit.database_url name different databases; set only "
+                    "audit.database_url (audit_database_url is its earlier name)"
+                )
+            self.audit.database_url = self.audit_database_url
+        self.audit_database_url = self.audit.database_url
+        return self
 
     @model_validator(mode="after")
     def _adapters_need_trust(self) -> GatewaySettings:

@@ -3,13 +3,15 @@
 ``GssCode``: an English council's ONS/GSS code (``E`` + 8 digits); ``HostPort``: a gRPC target
 ``host:port`` (RFC 3986 host: a DNS name, IPv4 address or ``[IPv6]``; port 1-65535).
 :func:`config_problems` turns a ``pydantic.ValidationError`` into one ``"field: message"`` line per
-bad field, without the submitted values or pydantic's documentation links.
+bad field, without the submitted values or pydantic's documentation links. :func:`relative_path_note`
+says, in an error about a missing file, where a relative path was looked for.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, ValidationError
@@ -17,7 +19,14 @@ from pydantic_core import PydanticCustomError
 
 from familyctx.councils import GSS_CODE_RULE, check_gss_code
 
-__all__ = ["HOST_PORT_RULE", "GssCode", "HostPort", "check_host_port", "config_problems"]
+__all__ = [
+    "HOST_PORT_RULE",
+    "GssCode",
+    "HostPort",
+    "check_host_port",
+    "config_problems",
+    "relative_path_note",
+]
 
 HOST_PORT_RULE = (
     "must be host:port with a port from 1 to 65535, for example 127.0.0.1:50061 or adapter-leeds:50051"
@@ -71,3 +80,13 @@ def config_problems(exc: ValidationError) -> list[str]:
             message = message.removeprefix("Value error, ")
         lines.append(f"{where or '(file)'}: {message}")
     return lines
+
+
+def relative_path_note(path: Path | str) -> str:
+    """For an error about the file at ``path``: "" when it is absolute, else a note that it was
+    resolved against the current directory (as every relative path in a config file is, not against
+    the config file's own directory), e.g. ``" (relative path, resolved against the current directory
+    /srv/familyctx)"``."""
+    if Path(path).is_absolute():
+        return ""
+    return f" (relative path, resolved against the current directory {Path.cwd()})"

@@ -4,13 +4,18 @@ Input shapes are the gateway's published schemas (``familyctx_gateway.api.schema
 state is shown explicitly; the six per-person outcomes of domain.md (records found, none found, not in
 cohort, withheld, unavailable or timed out, stale) each have their own symbol and colour, so a blank
 is never ambiguous. A partial answer (a council that did not answer) and stale datasets are announced
-in a banner BEFORE the tables. Nothing is cut with "…": every column folds, and on a terminal narrower
-than :data:`WIDE_LAYOUT_MIN_WIDTH` involvements are printed one block per person so that practitioner
-contact details stay whole on one line.
+in a banner BEFORE the tables, and so is an answer given under break glass (a BREAK GLASS banner and
+header). Nothing is cut with "…": every column folds, and on a terminal narrower than
+:data:`WIDE_LAYOUT_MIN_WIDTH` involvements are printed one block per person so that practitioner
+contact details stay whole on one line. Text that came from elsewhere (a worker's name from their token,
+a reason they typed) is printed as plain text with control and invisible formatting characters escaped
+(:func:`printable`), never as rich markup.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import unicodedata
 from collections import defaultdict
 from typing import Any
 
@@ -22,9 +27,13 @@ from rich.text import Text
 __all__ = [
     "STATE_STYLES",
     "WIDE_LAYOUT_MIN_WIDTH",
+    "break_glass_banner",
     "completeness_banner",
+    "printable",
+    "render_break_glass_notifications",
     "render_family_context",
     "render_search",
+    "short_time",
     "source_label",
     "state_label",
 ]
@@ -41,7 +50,7 @@ STATE_STYLES: dict[str, tuple[str, str, str]] = {
     "stale": ("⚠", "stale data", "bold yellow"),
     "unavailable": ("✖", "source unavailable", "bold red"),
     "timed_out": ("⏱", "timed out", "bold red"),
-    "refused": ("⊘", "refused the gateway", "bold red"),
+    "refused": ("⊘", "refused", "bold red"),
     "error": ("✖", "source error", "bold red"),
     "possible_match_only": ("?", "possible match only", "yellow"),
     "not_searched": ("·", "not searched", "dim"),
@@ -49,6 +58,57 @@ STATE_STYLES: dict[str, tuple[str, str, str]] = {
     "unknown": ("?", "not yet asked", "dim"),
     "unspecified": ("?", "unspecified", "dim"),
 }
+
+
+#: Unicode categories escaped by :func:`printable`: control, format (bidirectional overrides, zero-width
+#: characters), private use, surrogates, line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+
+
+def printable(value: object) -> str:
+    """``value`` as text fit for a terminal line: every control or invisible formatting character (a
+    terminal escape, a line break, a right-to-left override) written as its escape (``\\x1b``,
+    ``\\u202e``), so text from a token or typed by someone cannot move the cursor, recolour or reorder
+    what follows. Print the result as a rich ``Text``, never as markup."""
+    out = []
+    for char in str(value):
+        if unicodedata.category(char) in _UNPRINTABLE:
+            code = ord(char)
+            if code < 0x100:
+                out.append(f"\\x{code:02x}")
+            else:
+                out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def short_time(value: Any) -> str:
+    """An ISO 8601 time (text or datetime) as ``2026-11-29 17:03 UTC`` (20 characters, never split
+    across lines in a narrow column); text that is not a time is shown :func:`printable`."""
+    try:
+        when = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return printable(value)
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def break_glass_banner(response: Any) -> Panel | None:
+    """The BREAK GLASS banner of an answer given under a break-glass grant (``response.break_glass``:
+    its id and expiry), printed before everything else; None for an ordinary answer."""
+    grant = getattr(response, "break_glass", None)
+    if grant is None:
+        return None
+    text = Text("BREAK GLASS", style="bold white on red")
+    text.append(
+        f"  This answer was given under break-glass grant {printable(grant.id)}, valid until "
+        f"{short_time(grant.expires_at)}. Every council asked was told it is break glass, with your "
+        "reason, and its IG officers are notified.",
+        style="bold red",
+    )
+    return Panel(text, title="BREAK GLASS", title_align="left", border_style="bold red")
 
 
 def state_label(state: str) -> Text:
@@ -85,6 +145,9 @@ def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> 
         state = source.state.value
         if state in ("unavailable", "timed_out", "refused", "error"):
             words = STATE_STYLES[state][1]
+            if state == "refused" and source.detail:
+                # Refused by its sharing policy, or refused the gateway itself: the detail says which.
+                words = printable(source.detail)
             line = Text(f"INCOMPLETE: {source.name} ({source.gss_code}) did not answer ({words}): "
                         f"{_MISSING_WHAT[kind]}.", style="bold red")
             lines.append(line)
@@ -161,7 +224,11 @@ def _records_text(records: list[Any]) -> Text:
 
 def render_search(response: Any, console: Console) -> None:
     """Print a ``SearchResponse``: the completeness banner (if any council did not answer or is stale),
-    candidates with per-council records and match grade, then sources."""
+    candidates with per-council records and match grade, then sources. An answer given under break
+    glass starts with the BREAK GLASS banner."""
+    glass = break_glass_banner(response)
+    if glass is not None:
+        console.print(glass)
     banner = completeness_banner(response.sources, kind="search")
     if banner is not None:
         console.print(banner)
@@ -325,9 +392,16 @@ def render_family_context(response: Any, console: Console) -> None:
     stale datasets), people, relationships, involvements, per-person states, legend, sources."""
     names = {p.person_id: _person_name(p) for p in response.people}
     councils = {s.gss_code: s.name for s in response.sources}
-    header = Text(f"Family context  purpose {response.purpose.value}  case {response.case_reference}  "
+    header = Text("Family context  ")
+    if getattr(response, "break_glass", None) is not None:
+        header.append("BREAK GLASS", style="bold white on red")
+        header.append("  ")
+    header.append(f"purpose {response.purpose.value}  case {response.case_reference}  "
                   f"request {response.request_id}")
-    console.print(Panel(header, style="bold"))
+    glass = break_glass_banner(response)
+    console.print(Panel(header, style="bold red" if glass is not None else "bold"))
+    if glass is not None:
+        console.print(glass)
     banner = completeness_banner(response.sources)
     if banner is not None:
         console.print(banner)
@@ -348,3 +422,38 @@ def render_family_context(response: Any, console: Console) -> None:
         _legend(),
         _sources_table(response.sources),
     ))
+
+
+def render_break_glass_notifications(page: dict[str, Any], console: Console) -> None:
+    """Print a ``GET /v1/break-glass/notifications`` page (JSON as received) one block per notification,
+    label and value on a line each, so that it reads whole at 80 columns: times as ``2026-11-29 17:03
+    UTC``, long reasons wrapped at words, every value from a token or typed by a worker escaped
+    (:func:`printable`) and printed as plain text."""
+    notifications = page.get("notifications") or []
+    if not notifications:
+        console.print("No break-glass notifications.")
+        return
+    console.print(Text(f"Break-glass notifications ({len(notifications)})", style="bold"))
+    for n in notifications:
+        worker = n.get("worker") or {}
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        if n.get("notified_because") == "used":
+            first = short_time(n.get("first_used_at"))
+            why = Text(f"first asked for data here at {first}")
+        else:
+            why = Text("opened by a worker of this council")
+        grid.add_row("notified", why)
+        name, organisation = printable(worker.get("name", "")), printable(worker.get("organisation", ""))
+        grid.add_row("worker", Text(f"{name} ({organisation})"))
+        case = printable(n.get("case_reference", ""))
+        grid.add_row("purpose", Text(f"{printable(n.get('purpose', ''))}, case {case}"))
+        opened, expires = short_time(n.get("opened_at")), short_time(n.get("expires_at"))
+        grid.add_row("opened", Text(f"{opened}, expires {expires}"))
+        grid.add_row("reason", Text(printable(n.get("reason", ""))))
+        grid.add_row("grant", Text(printable(n.get("break_glass_id", ""))))
+        title = Text(f"#{printable(n.get('id', ''))} break glass", style="bold red")
+        console.print(Panel(grid, title=title, title_align="left", border_style="red"))
+    if page.get("next_after") is not None:
+        console.print(Text(f"More: --after {printable(page['next_after'])}"))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
+from familyctx_gateway.testing.audit import flat_records
 
 #: The gateway's per-adapter deadline in this session (ms): generous, so that a loaded 2-core machine
 #: never turns a slow-but-healthy council into "timed_out"; the hang test waits it out once.
@@ -50,12 +50,9 @@ class Gateway:
 
 
 def audit_rows(engine: sa.Engine, request_id: str) -> list[dict[str, Any]]:
-    """Committed audit records with this request id, read from the gateway's SQLite by reflection."""
-    table = sa.Table("audit_events", sa.MetaData(), autoload_with=engine)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(table).where(table.c.request_id == request_id)).mappings().all()
-    decoded = lambda v: json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v  # noqa: E731
-    return [{key: decoded(value) for key, value in row.items()} for row in rows]
+    """Committed audit records with this request id (index row, the record, and its query terms,
+    roles and subjects returned; :func:`familyctx_gateway.testing.audit.flat_records`)."""
+    return flat_records(engine, request_id=request_id)
 
 
 def personal_data(scenario: dict[str, Any]) -> list[str]:

@@ -64,7 +64,8 @@ def adapter(tmp_path_factory: pytest.TempPathFactory, dev_pki: DevPki) -> Iterat
         encoding="utf-8",
     )
     log = work / "adapter.log"
-    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"} | {"PYTHONUNBUFFERED": "1"}
+    # GRPC_VERBOSITY=ERROR would hide gRPC's handshake lines: `adapter serve` overrides it (and says so).
+    env = os.environ | {"PYTHONUNBUFFERED": "1", "GRPC_VERBOSITY": "ERROR"}
     command = [
         sys.executable,
         "-c",
@@ -117,6 +118,7 @@ def test_without_tls(adapter: RunningAdapter) -> None:
         error = _call(channel)
     assert error is not None and error.code() == grpc.StatusCode.UNAVAILABLE
     adapter.wait_for_log("Handshake failed", "WRONG_VERSION_NUMBER")
+    adapter.wait_for_log("WARNING", "GRPC_VERBOSITY=ERROR ignored")
 
 
 def test_self_signed_client_certificate(adapter: RunningAdapter, dev_pki: DevPki, tmp_path: Path) -> None:

@@ -1,11 +1,17 @@
-"""(e) Every successful answer has exactly one committed audit record; no audit, no data (503)."""
+"""(e) Every successful answer has exactly one committed audit record, holding the hash of the bytes
+the client received, in a log that verifies with the demo's tree-head key; no audit, no data (503)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 from e2e_support import CASE_REFERENCE, PURPOSE, Gateway, audit_rows, personal_data
+from familyctx_gateway.audit_schema import audit_log_tables
+
+from familyctx.auditlog import load_public_jwks, verify_log
+from familyctx.demo import Federation
 
 
 def _count(engine: sa.Engine) -> int:
@@ -17,8 +23,10 @@ def _count(engine: sa.Engine) -> int:
 def test_each_successful_request_adds_exactly_one_record(gateway: Gateway, scenario: dict[str, Any]) -> None:
     child = scenario["child"]
     before = _count(gateway.audit_engine)
-    search = gateway.post("/v1/searches", {"purpose": "s17_assessment", "case_reference": "AUDIT-1",
-                                           "family_name": child["family_name"]})
+    search = gateway.post(
+        "/v1/searches",
+        {"purpose": "s17_assessment", "case_reference": "AUDIT-1", "family_name": child["family_name"]},
+    )
     context = gateway.family_context(child)
     assert search.status_code == 200 and context.status_code == 200
     assert _count(gateway.audit_engine) == before + 2
@@ -31,6 +39,19 @@ def test_each_successful_request_adds_exactly_one_record(gateway: Gateway, scena
     (contexted,) = audit_rows(gateway.audit_engine, context.headers["x-request-id"])
     assert contexted["purpose"] == PURPOSE and contexted["case_reference"] == CASE_REFERENCE
     assert set(contexted["councils"]) == {"E08000007", "E08000035", "E08000003"}
+    for response, row in ((search, searched), (context, contexted)):
+        assert row["response_sha256"] == hashlib.sha256(response.content).hexdigest()
+    assert contexted["record"]["what"]["involvements"]  # which service records were shown
+
+
+def test_the_demo_log_verifies_with_its_tree_head_key(gateway: Gateway, federation: Federation) -> None:
+    report = verify_log(
+        gateway.audit_engine,
+        audit_log_tables,
+        public_jwks=load_public_jwks(federation.pki.gateway_audit_jwks),
+        log_id="familyctx-gateway",
+    )
+    assert report.ok and report.entries == _count(gateway.audit_engine), report.to_dict()
 
 
 def test_audit_store_unavailable_gives_503_and_no_data(gateway: Gateway, scenario: dict[str, Any]) -> None:

@@ -35,7 +35,7 @@ from joserfc.jwk import ECKey, KeySet
 from trust_support import ISSUER, AuthedStub, Caller, issue_client_cert, requester
 from unit.test_adapter_fixture_warehouse import CHILD, build_warehouse, settings_for
 
-from familyctx.trust.assertion import AssertionSigner, AssertionVerifier
+from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, AssertionVerifier
 from familyctx.trust.pki import DevPki
 
 STOCKPORT = "E08000007"
@@ -347,3 +347,60 @@ async def test_broken_policy_stops_the_build(warehouse_url: str, dev_pki: DevPki
     settings = settings_for("systemc", warehouse_url, pki=dev_pki, policy_file=policy)
     with pytest.raises(AdapterConfigError, match="broken.cedar"):
         build_server(settings, SqlWarehouseSource.from_settings(settings))
+
+
+async def test_a_replayed_assertion_is_refused(
+    started: list[AdapterServer], warehouse_url: str, dev_pki: DevPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An assertion captured off the wire cannot be used twice: the adapter remembers each accepted
+    ``jti`` until the assertion expires (settings-built check, as ``familyctx adapter serve`` builds it)."""
+    caplog.set_level("INFO", logger="familyctx.adapter")
+    server = await _start(started, settings_for("systemc", warehouse_url, pki=dev_pki))
+    caller = Caller.gateway(dev_pki)
+    metadata = caller.metadata(STOCKPORT, request_id="rid-replay")
+    async with caller.channel(server.address) as channel:
+        stub = adapter_pb2_grpc.AdapterServiceStub(channel)
+        first = await stub.FindPeople(NHS, metadata=metadata, timeout=10)
+        assert [c.local_person_id for c in first.candidates] == [CHILD]
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.FindPeople(NHS, metadata=metadata, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert info.value.details() == REFUSED_MESSAGE
+        # A fresh assertion for the same worker and request is accepted.
+        again = await stub.FindPeople(NHS, metadata=caller.metadata(STOCKPORT, request_id="rid-replay"))
+        assert len(again.candidates) == 1
+    [line] = _refusals(caplog)
+    assert "method=FindPeople reason=replayed" in line and "request_id=rid-replay" in line
+
+
+async def test_call_log_lines_carry_only_safe_characters_of_claim_values(
+    started: list[AdapterServer], warehouse_url: str, dev_pki: DevPki, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Signed claim values are still text from elsewhere: the per-call log line writes org, role,
+    purpose and request id as the policy's decision log does (no spaces, ``=``, control or bidi
+    characters), so a value cannot forge ``status=OK`` or a second line."""
+    caplog.set_level("INFO", logger="familyctx.adapter")
+    server = await _start(started, settings_for("systemc", warehouse_url, pki=dev_pki))
+    caller = Caller.gateway(dev_pki)
+    who = requester(
+        organisation="E08000007 status=OK",
+        purpose="s47_enquiry\u202e\u2028forged",
+        role="social_worker=x",
+        request_id="rid-odd\nINFO forged line",
+    )
+    # The signed request id may hold what gRPC metadata cannot: the assertion is built by hand.
+    metadata = ((ASSERTION_METADATA_KEY, caller.signer.sign(who, audience=STOCKPORT)),)
+    async with caller.channel(server.address) as channel:
+        stub = adapter_pb2_grpc.AdapterServiceStub(channel)
+        try:
+            await stub.Describe(adapter_pb2.DescribeRequest(), metadata=metadata, timeout=10)
+        except grpc.aio.AioRpcError:
+            pass  # the policy may refuse such a requester; the log line is what is checked
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Describe ")]
+    assert lines, [r.getMessage() for r in caplog.records]
+    line = lines[-1]
+    assert "org=E08000007?status?OK " in line
+    assert "role=social_worker?x " in line
+    assert "purpose=s47_enquiry??forged " in line
+    assert "request_id=rid-odd?INFO?forged?line " in line
+    assert "\n" not in line and "\u202e" not in line and "\u2028" not in line

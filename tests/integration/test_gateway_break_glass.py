@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from familyctx_gateway.audit import audit_events
 from familyctx_gateway.break_glass import break_glass_grants, break_glass_notifications
 from familyctx_gateway.settings import BreakGlassSettings, OidcSettings
+from familyctx_gateway.testing.audit import flat_records
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import AUDIENCE, TestIssuer, running_issuer
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, STOCKPORT
@@ -62,12 +62,15 @@ def _select(url: str, query: Any) -> list[dict[str, Any]]:
 
 
 def _audit(gw: RunningGateway) -> list[dict[str, Any]]:
-    return _select(gw.settings.audit_database_url, sa.select(audit_events).order_by(audit_events.c.id))
+    return flat_records(gw.settings.audit_database_url)  # index rows and the record's fields, in log order
 
 
-async def _open(gw: RunningGateway, user: str = "tm.leeds", **body: Any) -> Any:
+async def _open(
+    gw: RunningGateway, user: str = "tm.leeds", headers_org: str | None = None, **body: Any
+) -> Any:
+    claims = {"organisation": headers_org} if headers_org else {}
     return await gw.client.post(
-        "/v1/break-glass", json={**EARLY_HELP, "reason": REASON, **body}, headers=gw.auth(user)
+        "/v1/break-glass", json={**EARLY_HELP, "reason": REASON, **body}, headers=gw.auth(user, **claims)
     )
 
 
@@ -97,7 +100,7 @@ async def test_open_use_and_notify(
             "EH-2026-0007",
             True,
         )
-        assert grant["councils_notified"] == COUNCILS
+        assert grant["councils_notified"] == [LEEDS]  # the worker's own council, at opening
 
         used = await gw.client.post(
             "/v1/family-context",
@@ -107,8 +110,8 @@ async def test_open_use_and_notify(
         assert used.status_code == 200, used.text
         assert {p["local_person_id"] for p in used.json()["people"] for p in p["records"]} >= {"S-1001"}
 
-        # Every council was told it is break glass, why, by whom and under which role.
-        told = _assertions(gw, "GetFamilyContext")
+        # Every council asked was told it is break glass, why, by whom and under which role.
+        told = _assertions(gw, "GetFamilyContext") + _assertions(gw, "FindPeople")
         assert told and all(
             (r.break_glass, r.break_glass_reason, r.role, r.purpose, r.case_reference, r.sub)
             == (True, REASON, "team_manager", "early_help_assessment", "EH-2026-0007", "user-tm.leeds")
@@ -117,11 +120,24 @@ async def test_open_use_and_notify(
 
         # The worker reads their grant back; nobody else can.
         mine = await gw.client.get(f"/v1/break-glass/{grant['break_glass_id']}", headers=gw.auth("tm.leeds"))
-        assert mine.status_code == 200 and mine.json() == grant
+        # The family context asked Stockport (the subject), then Leeds and Manchester (relatives).
+        shown = mine.json()
+        assert mine.status_code == 200 and {**shown, "councils_notified": []} == {
+            **grant,
+            "councils_notified": [],
+        }
+        assert shown["councils_notified"][:2] == [LEEDS, STOCKPORT]  # each council once
+        assert sorted(shown["councils_notified"]) == sorted(COUNCILS)
         theirs = await gw.client.get(f"/v1/break-glass/{grant['break_glass_id']}", headers=gw.auth())
         assert theirs.status_code == 404 and REASON not in theirs.text
 
-    rows = _audit(gw)
+    every = _audit(gw)
+    # Each council's first request under the grant was recorded (its notification) before it was sent.
+    first_uses = [r for r in every if r["endpoint"] == "POST /v1/family-context (break glass first use)"]
+    assert len(first_uses) == 3
+    expected = (True, grant["break_glass_id"], "team_manager")
+    assert all((r["break_glass"], r["break_glass_id"], r["role"]) == expected for r in first_uses)
+    rows = [r for r in every if r not in first_uses]
     assert [(r["endpoint"], r["outcome"], r["http_status"], r["role"], r["break_glass"]) for r in rows] == [
         ("POST /v1/family-context", "denied", 403, None, False),
         ("POST /v1/break-glass", "success", 201, "team_manager", True),
@@ -149,7 +165,9 @@ async def test_open_use_and_notify(
     notifications = _select(
         audit_url, sa.select(break_glass_notifications).order_by(break_glass_notifications.c.id)
     )
-    assert [n["council_gss_code"] for n in notifications] == COUNCILS
+    assert [n["council_gss_code"] for n in notifications][:1] == [LEEDS]
+    assert [n["notified_because"] for n in notifications] == ["opened", "used", "used", "used"]
+    assert sorted(n["council_gss_code"] for n in notifications[1:]) == sorted(COUNCILS)
     assert all(
         (n["grant_id"], n["worker_sub"], n["worker_name"], n["worker_organisation"], n["reason"])
         == (grant["break_glass_id"], "user-tm.leeds", "Taylor Moss", LEEDS, REASON)
@@ -238,7 +256,7 @@ async def test_break_glass_never_passes_the_ig_officer_forbid(gw: RunningGateway
     # IG officers may not open a grant ...
     opening = await _open(gw, user="ig.stockport")
     assert opening.status_code == 403
-    assert opening.json()["detail"] == "Your role (ig_officer) may not open break glass"
+    assert opening.json()["detail"].startswith("Separation of duties: an account holding the ig_officer role")
     assert (_audit(gw)[-1]["endpoint"], _audit(gw)[-1]["outcome"]) == ("POST /v1/break-glass", "denied")
     # ... and even holding one (written directly here), get no family data.
     grant = (await _open(gw, user="sw.stockport")).json()
@@ -253,18 +271,18 @@ async def test_break_glass_never_passes_the_ig_officer_forbid(gw: RunningGateway
     body = {**EARLY_HELP, "subject": SUBJECT, "break_glass_id": grant["break_glass_id"]}
     resp = await gw.client.post("/v1/family-context", json=body, headers=gw.auth("ig.stockport"))
     assert resp.status_code == 403
-    assert "never past their role" in resp.json()["detail"]
+    assert "Separation of duties" in resp.json()["detail"]
     assert not _assertions(gw, "GetFamilyContext")
 
 
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"reason": "   too short     "}, "reason", "reason must be 20-1000 characters"),
-        ({"reason": "x" * 1001}, "reason", "reason must be 20-1000 characters"),
-        ({"reason": REASON + "\x00"}, "reason", "reason must be 20-1000 characters"),
-        ({"minutes": 0}, "minutes", "minutes must be a whole number from 1"),
-        ({"minutes": 61}, "minutes", "minutes must be at most 60 (this gateway's break_glass.max_minutes)"),
+        ({"reason": "   too short     "}, "reason", "reason must be one line of 20-1000 characters"),
+        ({"reason": "x" * 1001}, "reason", "reason must be one line of 20-1000 characters"),
+        ({"reason": REASON + "\x00"}, "reason", "reason must be one line of visible text"),
+        ({"minutes": 0}, "minutes", "minutes must be a whole number (a JSON integer, not text) from 1 to 60"),
+        ({"minutes": 61}, "minutes", "minutes must be a whole number from 1 to 60 (this gateway's"),
         ({"purpose": "curiosity"}, "purpose", "purpose must be one of"),
     ],
 )
@@ -298,7 +316,8 @@ async def test_malformed_break_glass_ids_are_422(gw: RunningGateway) -> None:
 
 
 async def test_ig_officers_see_their_own_councils_notifications(gw: RunningGateway) -> None:
-    first = (await _open(gw)).json()
+    # Opening notifies the worker's own council (the Leeds manager's grant is shown as Stockport's here).
+    first = (await _open(gw, headers_org=STOCKPORT)).json()
     second = (await _open(gw, user="sw.stockport", case_reference="EH-2026-0008")).json()
     stockport = await gw.client.get("/v1/break-glass/notifications", headers=gw.auth("ig.stockport"))
     assert stockport.status_code == 200
@@ -309,7 +328,8 @@ async def test_ig_officers_see_their_own_councils_notifications(gw: RunningGatew
         (STOCKPORT, second["break_glass_id"]),
     ]
     note = page["notifications"][0]
-    assert note["worker"] == {"sub": "user-tm.leeds", "name": "Taylor Moss", "organisation": LEEDS}
+    assert note["worker"] == {"sub": "user-tm.leeds", "name": "Taylor Moss", "organisation": STOCKPORT}
+    assert (note["notified_because"], note["first_used_at"]) == ("opened", None)
     assert (note["purpose"], note["case_reference"], note["reason"]) == (
         "early_help_assessment",
         "EH-2026-0007",
@@ -317,13 +337,16 @@ async def test_ig_officers_see_their_own_councils_notifications(gw: RunningGatew
     )
     assert (note["opened_at"], note["expires_at"]) == (first["opened_at"], first["expires_at"])
 
-    # A Leeds IG officer sees Leeds's notifications of the same grants, not Stockport's.
+    # A Leeds IG officer sees only Leeds's notifications: none, as neither grant reached Leeds.
+    leeds_grant = (await _open(gw, case_reference="EH-2026-0009")).json()
     leeds = (
         await gw.client.get(
             "/v1/break-glass/notifications", headers=gw.auth("ig.stockport", organisation=LEEDS)
         )
     ).json()
-    assert {n["council_gss_code"] for n in leeds["notifications"]} == {LEEDS}
+    assert [(n["council_gss_code"], n["break_glass_id"]) for n in leeds["notifications"]] == [
+        (LEEDS, leeds_grant["break_glass_id"])
+    ]
     assert {n["id"] for n in leeds["notifications"]}.isdisjoint({n["id"] for n in page["notifications"]})
 
     # Paging: one at a time, following next_after.
@@ -483,13 +506,14 @@ async def test_command_line_break_glass(gw: RunningGateway) -> None:
             "break-glass", "notifications", "--user", "ig.stockport", "--gateway", url, token=ig
         )
         assert code == 0, err
+        # The grant was used for a family context at Stockport: Stockport's IG officer is told.
         assert "Break-glass notifications" in out and "EH-CLI-1" in out and "Taylor Moss (E08000035)" in out
 
         code, out, err = await _cli(
             "break-glass", "open", *where, "--purpose", "early_help_assessment", "--case", "EH-CLI-1",
             "--reason", "too short", token=manager,
         )  # fmt: skip
-        assert code == 2 and "reason must be 20-1000 characters" in err
+        assert code == 2 and "reason must be one line of 20-1000 characters" in err
 
         code, out, err = await _cli(
             "break-glass",
@@ -503,7 +527,7 @@ async def test_command_line_break_glass(gw: RunningGateway) -> None:
             token=manager,
         )
         assert code == 2 and "--since must be an ISO 8601 date-time" in err
-    rows = _audit(gw)
+    rows = [r for r in _audit(gw) if not r["endpoint"].endswith("(break glass first use)")]
     assert [(r["endpoint"], r["outcome"], r["break_glass"]) for r in rows] == [
         ("POST /v1/break-glass", "success", True),
         ("POST /v1/searches", "denied", False),

@@ -222,7 +222,11 @@ async def test_a_council_that_refuses_the_gateways_assertion_is_refused_and_the_
     trust = CouncilTrust(session_pki(), ASSERTION_ISSUER, jwks=other_keys)
     body, bradford = await _search_with(issuer, tmp_path, trust)
     states = _states(body)
-    assert states[BRADFORD] == ("refused", "the adapter refused the gateway's assertion or certificate")
+    assert states[BRADFORD] == (
+        "refused",
+        "Bradford's adapter refused the gateway's credentials (certificate or assertion): ask the "
+        "federation's operators",
+    )
     assert {code: states[code][0] for code in SCENARIO} == dict.fromkeys(SCENARIO, "ok")
     assert bradford.refusals == [("FindPeople", "unknown_key")]
     assert bradford.calls == []

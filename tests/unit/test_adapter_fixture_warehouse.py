@@ -404,6 +404,7 @@ def settings_for(cms: str, url: str, *, pki=None, policy_file=None, **extra: obj
             },
             "gateway": {"issuer": "https://gateway.familyctx.local", "jwks_file": missing / "jwks.json"},
             "policy_file": policy_file or PERMIT_ALL_POLICY,
+            "disclosure_log": {"database_url": "sqlite://", "signing_key_file": missing / "audit.jwk.json"},
         }
     return AdapterSettings(
         council={"gss_code": gss, "name": NAMES[cms], "dfe_la_number": LA[cms]},

@@ -171,7 +171,8 @@ def _config(tmp_path: Path, policy: Path) -> Path:
         f"cms: mosaic\ndatabase_url: sqlite:///{tmp_path}/missing.sqlite\n"
         "tls: {cert_file: a.pem, key_file: a.key, client_ca_file: ca.pem}\n"
         "gateway: {issuer: https://gateway.test, jwks_file: jwks.json}\n"
-        f"policy_file: {policy}\n",
+        f"policy_file: {policy}\n"
+        f"disclosure_log: {{database_url: 'sqlite:///{tmp_path}/d.sqlite', signing_key_file: k.json}}\n",
         encoding="utf-8",
     )
     return path
@@ -234,3 +235,22 @@ def test_check_policy_refuses_a_broken_policy_and_tests_a_change(tmp_path: Path)
         app, ["adapter", "check-policy", "--config", str(config), "--dataset", "csc", "--dataset", "housing"]
     )
     assert only_csc.exit_code == 1 and 'no dataset "asc"' in only_csc.output
+
+
+def test_check_policy_says_where_a_relative_path_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative paths in a config file are resolved against the current directory, not the config
+    file's: the error says so, with the directory, so "it is right there" is not a mystery."""
+    config = _config(tmp_path, Path("policies/leeds.cedar"))
+    if "disclosure_log" not in config.read_text():  # required since issue 4
+        with config.open("a", encoding="utf-8") as f:
+            log = f"{{database_url: 'sqlite:///{tmp_path}/d.sqlite', signing_key_file: k.json}}"
+            f.write(f"disclosure_log: {log}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(app, ["adapter", "check-policy", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "policies/leeds.cedar does not exist" in result.output
+    assert f"resolved against the current directory {elsewhere}" in " ".join(result.output.split())

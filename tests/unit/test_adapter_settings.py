@@ -22,6 +22,9 @@ gateway:
   issuer: https://gateway.familyctx.local
   jwks_file: var/dev-pki/gateway-assertion-jwks.json
 policy_file: services/adapter/config/policies/stockport.cedar
+disclosure_log:
+  database_url: sqlite:///var/disclosure-stockport.sqlite
+  signing_key_file: var/dev-pki/adapter-E08000007-audit.jwk.json
 """
 
 

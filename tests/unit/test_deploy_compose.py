@@ -280,6 +280,8 @@ DEMO_USERS = {
     "sw.stockport": ("social_worker", "E08000007", "Sam", "Walker"),
     "tm.leeds": ("team_manager", "E08000035", "Taylor", "Moss"),
     "ig.stockport": ("ig_officer", "E08000007", "Indra", "Gill"),
+    "ig.leeds": ("ig_officer", "E08000035", "Lee", "Ng"),
+    "admin.stockport": ("administrator", "E08000007", "Alex", "Price"),
 }
 
 

@@ -56,6 +56,15 @@ def base() -> list[dict[str, Any]]:
     return _resources(BASE)
 
 
+@pytest.fixture(autouse=True)
+def _disclosure_log_url_from_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapter's disclosure log URL arrives from the Secret familyctx-adapter-disclosure-database as an
+    environment variable (deployment.yaml); simulate it wherever an adapter config is loaded."""
+    monkeypatch.setenv(
+        "FAMILYCTX_ADAPTER_DISCLOSURE_LOG__DATABASE_URL", "postgresql+psycopg://log@db/disclosure"
+    )
+
+
 def test_every_listed_resource_file_exists() -> None:
     for kfile in K8S.rglob("kustomization.yaml"):
         kustomization = yaml.safe_load(kfile.read_text(encoding="utf-8"))
@@ -123,6 +132,7 @@ TRUST_MOUNTS = {
         "/etc/familyctx-tls": ("secret", "familyctx-adapter-tls"),
         "/etc/familyctx-gateway": ("configMap", "familyctx-gateway-jwks"),
         "/etc/familyctx-policy": ("configMap", "familyctx-adapter-policy"),
+        "/etc/familyctx-audit": ("secret", "familyctx-adapter-audit-key"),
     },
     "familyctx-gateway": {
         "/etc/familyctx-tls": ("secret", "familyctx-gateway-tls"),

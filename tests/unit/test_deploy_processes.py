@@ -152,6 +152,11 @@ def test_adapter_from_the_compose_config_passes_the_image_health_check(
             REPO / "services/adapter/config/policies" / f"{council.slug}.cedar"
         ),
         "FAMILYCTX_ADAPTER_HEALTH_LISTEN__PORT": str(health_port),
+        # The disclosure log's volume and the certs job's tree-head key, moved here like the rest.
+        "FAMILYCTX_ADAPTER_DISCLOSURE_LOG__DATABASE_URL": f"sqlite:///{councils_dir.parent}/disclosure.sqlite",
+        "FAMILYCTX_ADAPTER_DISCLOSURE_LOG__SIGNING_KEY_FILE": str(
+            dev_pki.adapter_audit_key(council.gss_code)
+        ),
     }
     # The container's config file; only the listening addresses and the files' paths differ here.
     argv = [
@@ -184,6 +189,7 @@ def test_gateway_from_the_compose_config_is_live_but_not_ready_without_its_ident
     env = {
         **os.environ,
         "FAMILYCTX_GATEWAY_AUDIT_DATABASE_URL": f"sqlite:///{tmp_path / 'audit.sqlite'}",
+        "FAMILYCTX_GATEWAY_AUDIT__SIGNING_KEY_FILE": str(dev_pki.gateway_audit_key),  # the certs job's
         "FAMILYCTX_GATEWAY_OIDC__HTTP_TIMEOUT_SECONDS": "1",
         "FAMILYCTX_GATEWAY_ASSERTION__SIGNING_KEY_FILE": str(dev_pki.assertion_key),
         "FAMILYCTX_GATEWAY_ADAPTER_TLS__CA_FILE": str(dev_pki.ca_cert),

@@ -83,6 +83,7 @@ def test_default_policy_family_data_table(policy: AccessPolicy, role: str, actio
     [
         ("list_sources", {"social_worker", "team_manager", "administrator", "service_client", "ig_officer"}),
         ("read_audit", {"ig_officer"}),
+        ("review_break_glass", {"ig_officer"}),
         ("list_break_glass_notifications", {"ig_officer"}),
         ("open_break_glass", {"social_worker", "team_manager"}),
     ],
@@ -99,14 +100,15 @@ def test_purpose_restrictions_are_the_annotated_forbids(policy: AccessPolicy) ->
 
 
 def test_the_first_permitted_role_in_the_fixed_order_is_used(policy: AccessPolicy) -> None:
-    assert decide(policy, ("ig_officer", "team_manager"), "search", "s47_enquiry") == "team_manager"
+    assert decide(policy, ("administrator", "team_manager"), "search", "s47_enquiry") == "team_manager"
     assert decide(policy, ("team_manager", "social_worker"), "search", "s47_enquiry") == "social_worker"
     # A team manager who is also a social worker may use early help as a social worker.
     assert decide(policy, ("team_manager", "social_worker"), "search", "early_help_assessment") == (
         "social_worker"
     )
-    # The IG officer role is never used for family data, but a second role may be.
-    assert decide(policy, ("ig_officer", "social_worker"), "family_context", "cla_review") == "social_worker"
+    # Separation of duties: a token holding ig_officer gets no family data under any other role ...
+    assert decide(policy, ("ig_officer", "social_worker"), "family_context", "cla_review") == "refused"
+    # ... but its other roles still serve where they may: an IG officer reads the audit.
     assert decide(policy, ("social_worker", "ig_officer"), "read_audit", None) == "ig_officer"
     # Roles the gateway does not know are never tried.
     assert decide(policy, ("superuser", "social_worker"), "search", "s47_enquiry") == "social_worker"
@@ -134,6 +136,7 @@ def test_unknown_action_is_a_programming_error(policy: AccessPolicy) -> None:
         "family_context",
         "list_sources",
         "read_audit",
+        "review_break_glass",
         "open_break_glass",
         "list_break_glass_notifications",
     }
@@ -157,8 +160,10 @@ def test_purpose_refusal_says_which_purpose_and_offers_break_glass(policy: Acces
 
 def test_role_refusal_says_break_glass_cannot_help(policy: AccessPolicy) -> None:
     with pytest.raises(AccessRefused) as refused:
-        policy.authorise(person("ig_officer"), action="search", purpose="s47_enquiry", break_glass=None)
-    assert refused.value.detail.startswith("Your role (ig_officer) may not search for people for any purpose")
+        policy.authorise(person("administrator"), action="search", purpose="s47_enquiry", break_glass=None)
+    assert refused.value.detail.startswith(
+        "Your role (administrator) may not search for people for any purpose"
+    )
     assert "never past their role" in refused.value.detail
     with pytest.raises(AccessRefused, match=r"Your role \(social_worker\) may not read the audit trail"):
         policy.authorise(person("social_worker"), action="read_audit", purpose=None, break_glass=None)
@@ -185,8 +190,9 @@ def test_a_grant_marks_the_request_break_glass_even_when_the_purpose_is_allowed(
 @pytest.mark.parametrize("role", ["ig_officer", "administrator", "service_client"])
 def test_break_glass_never_passes_a_role_refusal(policy: AccessPolicy, role: str) -> None:
     principal = person(role)
+    expected = "Separation of duties" if role == "ig_officer" else "never past their role"
     for action in DATA_ACTIONS:
-        with pytest.raises(AccessRefused, match="never past their role"):
+        with pytest.raises(AccessRefused, match=expected):
             policy.authorise(
                 principal,
                 action=action,
@@ -341,3 +347,105 @@ def test_statements_report_first_lines_ignoring_comments_and_strings() -> None:
         'when { "};" == "};" };\n\npermit(principal, action, resource);'
     )
     assert [line for line, _ in _statements(text)] == [3, 8]
+
+
+# --- separation of duties, organisation, @id and @reason (issue 3 fixes) -----------------------------
+
+
+@pytest.mark.parametrize("worker_role", ["social_worker", "team_manager"])
+@pytest.mark.parametrize("order", ["ig_first", "ig_last"])
+def test_a_token_holding_ig_officer_never_gets_family_data_or_break_glass(
+    policy: AccessPolicy, worker_role: str, order: str
+) -> None:
+    roles = ("ig_officer", worker_role) if order == "ig_first" else (worker_role, "ig_officer")
+    principal = person(*roles)
+    for action, purpose in [
+        *((a, p) for a in DATA_ACTIONS for p in PURPOSES),
+        ("open_break_glass", "s47_enquiry"),
+    ]:
+        with pytest.raises(AccessRefused) as refused:
+            policy.authorise(principal, action=action, purpose=purpose, break_glass=None)
+        assert refused.value.detail.startswith("Separation of duties: an account holding the ig_officer role")
+        assert "(gateway policy ig-officers-never-request-family-data)" in refused.value.detail
+    # Not even with a break-glass grant (say one opened before the role was added).
+    grant = grant_for(person(worker_role), "s47_enquiry")
+    with pytest.raises(AccessRefused, match="Separation of duties"):
+        policy.authorise(principal, action="family_context", purpose="s47_enquiry", break_glass=grant)
+    # The same token still lists sources and reads the audit.
+    assert (
+        policy.authorise(principal, action="read_audit", purpose=None, break_glass=None).role == "ig_officer"
+    )
+
+
+@pytest.mark.parametrize("action", ["search", "family_context", "open_break_glass"])
+def test_family_data_and_break_glass_need_the_workers_council(policy: AccessPolicy, action: str) -> None:
+    with pytest.raises(AccessRefused) as refused:
+        policy.authorise(
+            person("social_worker", organisation=""), action=action, purpose="s47_enquiry", break_glass=None
+        )
+    assert refused.value.detail.startswith("Your access token names no council (organisation)")
+    assert refused.value.headers() == {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+    # Actions that return no family data do not need it.
+    found = policy.authorise(
+        person("ig_officer", organisation=""), action="read_audit", purpose=None, break_glass=None
+    )
+    assert found.role == "ig_officer"
+
+
+def test_role_and_purpose_refusals_carry_insufficient_scope(policy: AccessPolicy) -> None:
+    for roles, purpose in ((("administrator",), "s47_enquiry"), (("team_manager",), "early_help_assessment")):
+        with pytest.raises(AccessRefused) as refused:
+            policy.authorise(person(*roles), action="search", purpose=purpose, break_glass=None)
+        assert refused.value.headers() == {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            'permit (principal, action == Action::"list_sources", resource);',
+            'policy at line 1: has no @id("...")',
+        ),
+        (
+            SCHEMA_OK_BASE
+            + '\n@id("social-workers")\nforbid (principal, action == Action::"search", resource);',
+            'policy at line 6: @id("social-workers") is used twice (first at line 2)',
+        ),
+        ('@id("two words")\npermit (principal, action, resource);', "policy at line 1: @id must be 1-80"),
+        ('@id("")\npermit (principal, action, resource);', 'policy at line 1: has no @id("...")'),
+    ],
+)
+def test_every_policy_needs_a_unique_id(text: str, problem: str) -> None:
+    with pytest.raises(GatewayConfigError) as error:
+        AccessPolicy(text, source="access policy x.cedar")
+    assert len(error.value.problems) == 1 and error.value.problems[0].startswith(problem)
+
+
+def test_reason_annotation_only_on_a_forbid_and_a_sentence() -> None:
+    with pytest.raises(GatewayConfigError, match="@reason may only explain a forbid"):
+        AccessPolicy(
+            '@id("p")\n@reason("Because the council says so.")\npermit (principal, action, resource);'
+        )
+    with pytest.raises(GatewayConfigError, match="@reason must be a sentence of 10-500 characters"):
+        AccessPolicy(SCHEMA_OK_BASE + '@id("f")\n@reason("no")\nforbid (principal, action, resource);')
+
+
+def test_a_forbid_with_a_reason_is_what_the_worker_is_told() -> None:
+    policy = AccessPolicy(
+        SCHEMA_OK_BASE
+        + """
+@id("no-searches-on-sundays")
+@reason("Searches are switched off for maintenance")
+forbid (principal, action == Action::"search", resource);
+"""
+    )
+    with pytest.raises(AccessRefused) as refused:
+        policy.authorise(person("social_worker"), action="search", purpose="s47_enquiry", break_glass=None)
+    assert refused.value.detail == (
+        "Searches are switched off for maintenance (gateway policy no-searches-on-sundays)"
+    )
+
+
+def test_templates_are_refused_not_ignored() -> None:
+    with pytest.raises(GatewayConfigError, match="templates .* are not allowed"):
+        AccessPolicy('@id("t")\npermit (principal == ?principal, action, resource);')

@@ -142,13 +142,15 @@ class _Refusing(_Recorder):
             grpc.StatusCode.UNAUTHENTICATED,
             "requester assertion refused",
             SourceState.refused,
-            "the adapter refused the gateway's assertion or certificate",
+            "Council's adapter refused the gateway's credentials (certificate or assertion): "
+            "ask the federation's operators",
         ),
         (
             grpc.StatusCode.PERMISSION_DENIED,
             "Sam Walker may not",
             SourceState.refused,
-            "the adapter's policy refused this requester",
+            # The requester, not the gateway, was refused: said so, distinctly, without the adapter's words.
+            "Council refused this request under its sharing policy",
         ),
         (
             grpc.StatusCode.UNAVAILABLE,
@@ -175,3 +177,58 @@ async def test_refusals_and_failed_handshakes_are_explicit_states_without_the_ad
     assert (result.state, result.detail) == (state, detail)
     assert result.failed and not result.ok
     assert client.last.state is state
+
+
+# --- break glass: only councils asked for data get it, each after its notification hook ---------------
+
+
+async def test_describe_never_carries_break_glass_and_data_calls_await_the_hook_first() -> None:
+    from dataclasses import replace
+
+    from familyctx_gateway.adapter_client import before_data_call
+
+    transport = _Recorder()
+    client = _client(transport, gss_code="E08000035")
+    glass = replace(REQUESTER, break_glass=True, break_glass_reason="Police report tonight, child at risk")
+    seen: list[tuple[str, int]] = []
+
+    async def hook(council: str) -> None:
+        seen.append((council, len(transport.metadata)))  # how many calls had been sent when it ran
+
+    token = before_data_call.set(hook)
+    try:
+        await client.call("describe", adapter_pb2.DescribeRequest(), requester=glass)
+        await client.call("find_people", adapter_pb2.FindPeopleRequest(), requester=glass)
+    finally:
+        before_data_call.reset(token)
+    jwks = json.loads(session_pki().assertion_jwks.read_text())
+    described, asked = (
+        AssertionVerifier(jwks, issuer=ISSUER, audience="E08000035")
+        .verify(m[ASSERTION_METADATA_KEY])
+        .requester
+        for m in transport.metadata
+    )
+    assert (described.break_glass, described.break_glass_reason) == (False, "")
+    assert asked == glass
+    assert seen == [("E08000035", 1)]  # once, for the data call, before it was sent
+
+
+async def test_a_failing_hook_sends_nothing() -> None:
+    from familyctx_gateway.adapter_client import before_data_call
+    from familyctx_gateway.errors import AuditUnavailable
+
+    transport = _Recorder()
+    client = _client(transport)
+
+    async def hook(council: str) -> None:
+        raise AuditUnavailable()
+
+    token = before_data_call.set(hook)
+    try:
+        with pytest.raises(AuditUnavailable):
+            await client.call(
+                "get_family_context", adapter_pb2.GetFamilyContextRequest(), requester=REQUESTER
+            )
+    finally:
+        before_data_call.reset(token)
+    assert transport.metadata == []

@@ -19,6 +19,7 @@ from familyctx.trust.assertion import (
     AssertionRefused,
     AssertionSigner,
     AssertionVerifier,
+    ReplayCache,
     Requester,
 )
 
@@ -299,6 +300,7 @@ def test_every_reason_code_is_exercised() -> None:
         "wrong_audience",
         "missing_claim",
         "too_long_lived",
+        "replayed",
     }
     assert set(REFUSAL_REASONS) == tested
 
@@ -322,3 +324,77 @@ def test_real_clock_round_trip(key: ECKey) -> None:
     verifier = AssertionVerifier(KeySet([key]).as_dict(private=False), issuer=ISSUER, audience=STOCKPORT)
     verified = verifier.verify(signer.sign(REQUESTER, audience=STOCKPORT))
     assert abs(verified.issued_at.timestamp() - time.time()) < 3600
+
+
+# --- times must be finite numbers (NaN / Infinity parse as JSON floats in Python) -------------------
+
+
+@pytest.mark.parametrize("claim", ["iat", "nbf", "exp"])
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", "10" * 200])
+def test_non_finite_or_huge_times_are_malformed(key: ECKey, claim: str, value: str) -> None:
+    # Written into the JSON text by hand: json.dumps would refuse, a forger need not.
+    marker = 7_777_777_777
+    payload = json.dumps(_claims(**{claim: marker})).replace(str(marker), value)
+    token = jws.serialize_compact(
+        {"alg": "ES256", "typ": ASSERTION_TYPE, "kid": key.kid}, payload, key, algorithms=["ES256"]
+    )
+    assert _refused(_verifier(key), token) == "malformed"
+
+
+# --- replay: each assertion is accepted once ------------------------------------------------------------
+
+
+def _replay_verifier(key: ECKey, cache: ReplayCache, *, at: float = NOW) -> AssertionVerifier:
+    return AssertionVerifier(
+        KeySet([key]).as_dict(private=False),
+        issuer=ISSUER,
+        audience=STOCKPORT,
+        clock=lambda: at,
+        replay_cache=cache,
+    )
+
+
+def test_a_replayed_assertion_is_refused(key: ECKey) -> None:
+    cache = ReplayCache(clock=lambda: NOW)
+    verifier = _replay_verifier(key, cache)
+    token = _signer(key).sign(REQUESTER, audience=STOCKPORT)
+    assert verifier.verify(token).requester == REQUESTER
+    assert _refused(verifier, token) == "replayed"
+    # A fresh assertion (new jti) for the same requester is fine: the gateway signs one per call.
+    assert verifier.verify(_signer(key).sign(REQUESTER, audience=STOCKPORT))
+    # The same jti in another, validly signed token is the same assertion again.
+    first = _raw(key, _claims(jti="jti-x"))
+    verifier.verify(first)
+    assert _refused(verifier, _raw(key, _claims(jti="jti-x", rid="another"))) == "replayed"
+
+
+def test_a_refused_assertion_is_not_remembered(key: ECKey) -> None:
+    cache = ReplayCache(clock=lambda: NOW)
+    verifier = _replay_verifier(key, cache)
+    assert _refused(verifier, _raw(key, _claims(aud=LEEDS, jti="j-aud"))) == "wrong_audience"
+    assert len(cache) == 0
+    assert verifier.verify(_raw(key, _claims(jti="j-aud")))
+
+
+def test_replay_cache_keeps_ids_until_expiry_plus_leeway() -> None:
+    now = [NOW]
+    cache = ReplayCache(clock=lambda: now[0])
+    cache.accept("a", until=NOW + 65)
+    now[0] = NOW + 64
+    with pytest.raises(AssertionRefused, match="replayed"):
+        cache.accept("a", until=NOW + 65)
+    now[0] = NOW + 65  # the verifier refuses the token itself as expired from here on
+    cache.accept("b", until=NOW + 200)
+    assert len(cache) == 1  # "a" dropped
+
+
+def test_replay_cache_is_bounded() -> None:
+    cache = ReplayCache(max_entries=3, clock=lambda: NOW)
+    for n, jti in enumerate("abcd"):
+        cache.accept(jti, until=NOW + 100 + n)
+    assert len(cache) == 3 and cache.evicted == 1
+    cache.accept("a", until=NOW + 200)  # the one closest to expiry made room
+    with pytest.raises(AssertionRefused):
+        cache.accept("d", until=NOW + 300)
+    with pytest.raises(ValueError, match="max_entries"):
+        ReplayCache(max_entries=0)

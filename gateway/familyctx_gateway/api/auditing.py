@@ -4,19 +4,30 @@ Order: the break-glass grant, when one is sent, is checked (same worker, case an
 expired); the gateway access policy decides (:mod:`familyctx_gateway.access`); a refusal is audited
 ``denied`` and answered 403 with a message the worker can act on. Then the work runs for the
 :class:`~familyctx.trust.assertion.Requester` built from the authorisation (the one role used, break
-glass and its reason), and its audit record (role, break-glass flag and grant id) is committed; if the
+glass and its reason; under a grant, each council is notified before it is first asked, see
+:mod:`familyctx_gateway.break_glass_use`, and the response says ``break_glass``). Its response is
+serialised once, to the exact bytes the worker will receive,
+and hashed (SHA-256); the audit record (who, whose: subjects searched for and returned, why, what:
+query, records, involvements and the response hash, outcome per council, request and trace id) is
+committed, and only then is a :class:`~fastapi.Response` with exactly those bytes returned. If the
 write fails the caller gets 503 and no data. Failures of the work are audited too (outcome ``error``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from fastapi import Response
+
 from familyctx.trust.assertion import Requester
 from familyctx_gateway.access import Authorisation
+from familyctx_gateway.adapter_client import before_data_call
 from familyctx_gateway.api.deps import requester_for
-from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed
+from familyctx_gateway.api.schemas import BreakGlassInUse
+from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed, CouncilOutcome
+from familyctx_gateway.audit_content import Shown, current_trace_id, searched_for, shown
 from familyctx_gateway.auth import Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 from familyctx_gateway.search import Outcome
@@ -39,8 +50,8 @@ async def run_audited(
     break_glass_id: str | None,
     query_terms: dict[str, Any],
     work: Callable[[Requester], Awaitable[Outcome]],
-) -> Any:
-    """Return ``work(requester)``'s response after its audit record is committed.
+) -> Response:
+    """Return ``work(requester)``'s response, as JSON bytes, after its audit record is committed.
 
     ``action``: the gateway policy action (``search``, ``family_context``); ``break_glass_id``: the
     grant id sent with the request, or None. Raises Forbidden (403: NoRoles, AccessRefused or
@@ -48,8 +59,17 @@ async def run_audited(
     audit record cannot be committed, whatever the work produced.
     """
     authorised: Authorisation | None = None
+    asked = searched_for(query_terms)
+    trace_id = current_trace_id()
 
-    def event(outcome: AuditOutcome, status: int, result: Outcome | None = None) -> AuditEvent:
+    def event(
+        outcome: AuditOutcome, status: int, result: Outcome | None = None, body: bytes | None = None
+    ) -> AuditEvent:
+        seen = shown(result.response) if result is not None else Shown()
+        councils = seen.councils or [
+            CouncilOutcome(code, state) for code, state in (result.councils if result else {}).items()
+        ]
+        grant = authorised.grant if authorised is not None else None
         return AuditEvent(
             request_id=request_id,
             user_sub=principal.sub,
@@ -63,12 +83,18 @@ async def run_audited(
             http_status=status,
             purpose=purpose,
             case_reference=case_reference,
+            issuer=principal.issuer,
             query_terms=query_terms,
-            subjects_returned=result.subjects if result else [],
-            councils=result.councils if result else {},
+            subjects=asked + seen.subjects,
+            councils=councils,
+            involvements=seen.involvements,
             role=authorised.role if authorised else None,
             break_glass=bool(authorised and authorised.break_glass),
             break_glass_id=break_glass_id,
+            break_glass_reason=grant.reason if grant is not None else None,
+            response_sha256=hashlib.sha256(body).hexdigest() if body is not None else None,
+            response_bytes=len(body) if body is not None else None,
+            trace_id=trace_id,
         )
 
     async def commit(record: AuditEvent) -> None:
@@ -91,6 +117,15 @@ async def run_audited(
         await commit(event(AuditOutcome.error, exc.status))
         raise
     requester = requester_for(principal, authorised, request_id=request_id, case_reference=case_reference)
+    used = authorised.grant
+    notify = (
+        gateway.grant_uses.hook(
+            used, principal, role=authorised.role, request_id=request_id, endpoint=endpoint
+        )
+        if used is not None
+        else None
+    )
+    hooked = before_data_call.set(notify)  # each council asked under a grant is notified first
     try:
         result = await work(requester)
     except GatewayError as exc:
@@ -99,5 +134,13 @@ async def run_audited(
     except Exception:
         await commit(event(AuditOutcome.error, 500))
         raise
-    await commit(event(AuditOutcome.partial if result.partial else AuditOutcome.success, 200, result))
-    return result.response
+    finally:
+        before_data_call.reset(hooked)
+    if used is not None:  # the answer says it was given under break glass, and until when
+        result.response.break_glass = BreakGlassInUse(id=used.id, expires_at=used.expires_at)
+    # Serialised once: these bytes are hashed into the record and are exactly what the worker receives
+    # (the same serialisation FastAPI's response_model would apply).
+    body = result.response.model_dump_json(by_alias=True).encode()
+    outcome = AuditOutcome.partial if result.partial else AuditOutcome.success
+    await commit(event(outcome, 200, result, body))
+    return Response(content=body, media_type="application/json")

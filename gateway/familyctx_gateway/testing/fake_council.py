@@ -26,7 +26,13 @@ import grpc
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc, types_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionRefused, AssertionVerifier, Requester
+from familyctx.trust.assertion import (
+    ASSERTION_METADATA_KEY,
+    AssertionRefused,
+    AssertionVerifier,
+    ReplayCache,
+    Requester,
+)
 from familyctx.trust.pki import DevPki
 
 __all__ = [
@@ -192,9 +198,10 @@ class CouncilTrust:
         )
 
     def verifier(self, gss_code: str) -> AssertionVerifier:
-        """The assertion verifier of council ``gss_code`` (audience = its GSS code)."""
+        """The assertion verifier of council ``gss_code`` (audience = its GSS code), refusing a replayed
+        assertion as a real adapter does (so tests show the gateway never sends one twice)."""
         jwks = self.jwks or json.loads(self.pki.assertion_jwks.read_text(encoding="utf-8"))
-        return AssertionVerifier(jwks, issuer=self.issuer, audience=gss_code)
+        return AssertionVerifier(jwks, issuer=self.issuer, audience=gss_code, replay_cache=ReplayCache())
 
 
 class FakeAdapterService(adapter_pb2_grpc.AdapterServiceServicer):

@@ -115,6 +115,11 @@ async def running_gateway(
                 AdapterTarget(gss_code="E08000010", name="Wigan", address=address, deadline_ms=deadline_ms)
             )
         targets.extend(extra_targets or [])
+        # Tests start on a fresh database: the schema is migrated at start-up whatever the database.
+        audit = settings.pop("audit", {"database_url": audit_database_url})
+        if isinstance(audit, dict):
+            audit = {"auto_migrate": True, **audit}
+        settings["audit"] = audit
         gateway_settings = GatewaySettings(
             audit_database_url=audit_database_url,
             oidc=oidc or [OidcSettings(issuer=issuer.issuer, audience=AUDIENCE)],

@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 __all__ = [
     "AdapterConfigError",
     "AdapterError",
+    "DisclosureLogUnavailable",
     "DisclosureRefused",
     "InvalidQuery",
     "PeopleNotFound",
@@ -49,12 +50,21 @@ class DisclosureRefused(AdapterError):
     """The council's sharing policy discloses no people to this requester (PERMISSION_DENIED)."""
 
 
+class DisclosureLogUnavailable(AdapterError):
+    """The disclosure record of an answer could not be committed, so the answer is not sent (fail
+    closed: UNAVAILABLE "disclosure log unavailable")."""
+
+    def __init__(self, message: str = "disclosure log unavailable") -> None:
+        super().__init__(message)
+
+
 _STATUS: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (InvalidQuery, grpc.StatusCode.INVALID_ARGUMENT),
     (PeopleNotFound, grpc.StatusCode.NOT_FOUND),
     (SourceUnavailable, grpc.StatusCode.UNAVAILABLE),
     (WarehouseMappingError, grpc.StatusCode.FAILED_PRECONDITION),
     (DisclosureRefused, grpc.StatusCode.PERMISSION_DENIED),
+    (DisclosureLogUnavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
 _UNAVAILABLE = "the council's warehouse did not answer; try again later"

@@ -17,6 +17,8 @@ Nothing is disclosed unless a ``permit`` allows it; a ``forbid`` always wins (Ce
   withheld fields of disclosed involvements cleared, and the outcome's reason says which;
 * both raise :class:`~familyctx_adapter.errors.DisclosureRefused` (gRPC PERMISSION_DENIED) when the
   policy discloses no people at all to the requester (e.g. an IG officer: they read audit, not family data).
+  :meth:`SharingPolicy.require_people` makes that one decision on its own: the adapter asks it before it
+  looks anything up, so a refused requester learns nothing about which ids exist here.
 
 Decisions for one request are made in one Cedar batch call. Each withholding decision is logged once per
 request: ``disclosure decision request_id=... role=... org=... purpose=... break_glass=... dataset=...
@@ -52,6 +54,7 @@ __all__ = [
     "Disclosure",
     "PolicyError",
     "SharingPolicy",
+    "log_safe",
 ]
 
 log = logging.getLogger("familyctx.adapter.policy")
@@ -128,9 +131,13 @@ def _entity(kind: str, eid: str) -> dict[str, Any]:
 _LOGGABLE = re.compile(r"[^A-Za-z0-9_.:-]")
 
 
-def _safe(value: str) -> str:
-    """A claim value fit for a log line: letters, digits and ``_.:-`` only, at most 64 characters."""
+def log_safe(value: str) -> str:
+    """A claim value fit for a log line: letters, digits and ``_.:-`` only (anything else becomes ``?``),
+    at most 64 characters, ``-`` when empty. Used for every requester value the adapter logs."""
     return _LOGGABLE.sub("?", value[:64]) or "-"
+
+
+_safe = log_safe
 
 
 def _category(dataset_id: str) -> str:
@@ -296,15 +303,21 @@ class SharingPolicy:
 
     # --- filtering -------------------------------------------------------------------------------
     def filter_find_people(
-        self, requester: Requester, response: adapter_pb2.FindPeopleResponse
+        self,
+        requester: Requester,
+        response: adapter_pb2.FindPeopleResponse,
+        *,
+        disclosure: Disclosure | None = None,
     ) -> adapter_pb2.FindPeopleResponse:
         """Apply the policy to a FindPeople answer, in place; returns ``response``.
 
         Raises :class:`DisclosureRefused` when no people may be disclosed to ``requester``; clears each
-        candidate's address when ``person.address`` is withheld.
+        candidate's address when ``person.address`` is withheld. ``disclosure``: the decisions already
+        made for this request (``decide(requester, datasets=())``, e.g. to record them); made here if None.
         """
-        disclosure = self.decide(requester, datasets=())
-        self._require_people(requester, disclosure)
+        if disclosure is None:
+            disclosure = self.decide(requester, datasets=())
+        self.require_people(requester, disclosure)
         if not disclosure.field("", "person.address").allowed:
             self._log(requester, "-", disclosure.field("", "person.address"), field="person.address")
             for person in response.candidates:
@@ -312,20 +325,27 @@ class SharingPolicy:
         return response
 
     def filter_family_context(
-        self, requester: Requester, response: adapter_pb2.GetFamilyContextResponse
+        self,
+        requester: Requester,
+        response: adapter_pb2.GetFamilyContextResponse,
+        *,
+        disclosure: Disclosure | None = None,
     ) -> adapter_pb2.GetFamilyContextResponse:
         """Apply the policy to a GetFamilyContext answer, in place; returns ``response``.
 
         Raises :class:`DisclosureRefused` when no people may be disclosed. Otherwise: involvements of
         withheld datasets are removed and their outcomes set to WITHHELD ("withheld by <Council> policy";
         NOT_IN_COHORT kept); withheld fields are cleared from disclosed involvements and named in the
-        outcome's reason; addresses are cleared when ``person.address`` is withheld.
+        outcome's reason; addresses are cleared when ``person.address`` is withheld. ``disclosure``: the
+        decisions already made for this request about every dataset the answer mentions (e.g. to record
+        them); made here if None (a dataset it does not decide is withheld).
         """
         present = [i.dataset_id for i in response.involvements] + [
             o.dataset_id for o in response.dataset_outcomes
         ]
-        disclosure = self.decide(requester, datasets=present)
-        self._require_people(requester, disclosure)
+        if disclosure is None:
+            disclosure = self.decide(requester, datasets=present)
+        self.require_people(requester, disclosure)
         withheld = {d for d in dict.fromkeys(present) if not disclosure.dataset(d).allowed}
         for dataset_id in sorted(withheld):
             self._log(requester, dataset_id, disclosure.dataset(dataset_id))
@@ -373,12 +393,21 @@ class SharingPolicy:
         )
         return response
 
-    def _require_people(self, requester: Requester, disclosure: Disclosure) -> None:
+    def require_people(self, requester: Requester, disclosure: Disclosure | None = None) -> Disclosure:
+        """Whether this council's people may be disclosed to ``requester`` at all (``disclose_people``):
+        returns the decisions (``disclosure``, or ``decide(requester, datasets=())`` when None), or logs the
+        decision and raises :class:`DisclosureRefused` (gRPC PERMISSION_DENIED).
+
+        The adapter asks this BEFORE it looks anything up, so a refused requester is told the same whatever
+        it asks for (never NOT_FOUND: the answer reveals nothing about who is held here)."""
+        if disclosure is None:
+            disclosure = self.decide(requester, datasets=())
         if not disclosure.people.allowed:
             self._log(requester, "-", disclosure.people, what="people")
             raise DisclosureRefused(
                 f"{self.council_name}'s sharing policy discloses no records to this requester"
             )
+        return disclosure
 
     def _log(
         self, requester: Requester, dataset: str, decision: Decision, *, field: str = "", what: str = ""

@@ -27,6 +27,7 @@ from pathlib import Path
 import cedarpy
 from cedarpy import pst
 
+from familyctx.config_types import relative_path_note
 from familyctx_adapter.errors import AdapterConfigError
 
 __all__ = ["CheckedPolicy", "PolicyError", "policy_schema_text", "read_policy", "split_statements"]
@@ -123,9 +124,11 @@ def read_policy(path: Path, *, council_gss: str, datasets: Collection[str]) -> C
     try:
         text = path.read_text(encoding="utf-8-sig")  # an editor's byte-order mark is not a syntax error
     except FileNotFoundError:
-        raise PolicyError(f"sharing policy file {path} does not exist") from None
+        raise PolicyError(f"sharing policy file {path} does not exist{relative_path_note(path)}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"sharing policy file {path} cannot be read: {type(exc).__name__}") from None
+        raise PolicyError(
+            f"sharing policy file {path} cannot be read: {type(exc).__name__}{relative_path_note(path)}"
+        ) from None
     statements = split_statements(text)
     if not statements:
         raise PolicyError(

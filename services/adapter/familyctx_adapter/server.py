@@ -3,7 +3,9 @@
 ``build_server(settings, source)`` is the composition root for tests and ``serve``; nothing listens or
 connects at import. The data port only speaks mutual TLS (:mod:`.trust`); every handler first verifies
 the gateway's assertion (:meth:`.trust.CallerCheck.verify`), then answers, then applies the council's
-sharing policy (:mod:`.policy`) to the answer before it leaves. An optional plaintext port
+sharing policy (:mod:`.policy`) to the answer, then commits the disclosure record of the answer (or of
+the policy's refusal) to the adapter's own disclosure log (:mod:`.disclosure`) before it leaves: no record,
+no answer (UNAVAILABLE "disclosure log unavailable"). An optional plaintext port
 (``health_listen``) serves grpc.health.v1 only. Handlers run the (blocking) warehouse calls on a bounded
 thread pool so the event loop stays free for health checks. Errors are mapped to gRPC status in one place
 (:meth:`_call`, via :func:`.errors.grpc_status_for`). Logs carry method, request id, purpose, role,
@@ -28,8 +30,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 
 from familyctx.trust.assertion import Requester
-from familyctx_adapter.errors import grpc_status_for
-from familyctx_adapter.policy import SharingPolicy
+from familyctx_adapter import disclosure_record as dr
+from familyctx_adapter.disclosure import DisclosureLog, load_disclosure_log
+from familyctx_adapter.errors import DisclosureRefused, grpc_status_for
+from familyctx_adapter.policy import SharingPolicy, log_safe
 from familyctx_adapter.queries import check_family_ids, person_search_from_request, result_limit
 from familyctx_adapter.settings import AdapterSettings
 from familyctx_adapter.source import WarehouseSource
@@ -44,8 +48,10 @@ SERVICE_NAME = "familycontext.v1.AdapterService"
 
 
 def _safe(value: str) -> str:
-    """A signed claim value fit for a log line (ids and codes only ever; printable, at most 64 chars)."""
-    return "".join(c for c in value[:64] if c.isprintable() and not c.isspace()) or "-"
+    """A signed claim value fit for a log line, as the policy's decision log writes it
+    (:func:`familyctx_adapter.policy.log_safe`): letters, digits and ``_.:-``, others as ``?``, at
+    most 64 characters, so a value can neither forge a ``key=value`` nor break the line."""
+    return log_safe(value)
 
 
 def load_sharing_policy(settings: AdapterSettings) -> SharingPolicy:
@@ -79,12 +85,14 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         *,
         caller_check: CallerCheck,
         policy: SharingPolicy,
+        disclosure_log: DisclosureLog,
     ) -> None:
         self.settings = settings
         self.source = source
         self.executor = executor
         self.caller_check = caller_check
         self.policy = policy
+        self.disclosure_log = disclosure_log
 
     async def _call(
         self,
@@ -93,15 +101,25 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         requester: Requester,
         fn: Callable[[], R],
         size: Callable[[R], int] = lambda _: 1,
+        records: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> R:
-        """Run ``fn`` for the verified ``requester``; log one line; map errors to a gRPC status."""
+        """Run ``fn`` for the verified ``requester``; log one line; map errors to a gRPC status.
+
+        ``records``: filled by ``fn`` with the disclosure record of its answer or of a refusal by policy;
+        committed to the disclosure log before the answer (or the PERMISSION_DENIED) is returned. A record
+        not committed turns the call into UNAVAILABLE "disclosure log unavailable"."""
         who = (
             f"request_id={_safe(requester.request_id)} purpose={_safe(requester.purpose)} "
             f"role={_safe(requester.role)} org={_safe(requester.organisation)}"
         )
         started = time.perf_counter()
         try:
-            result = await _offload(self.executor, fn)
+            try:
+                result = await _offload(self.executor, fn)
+            except DisclosureRefused:
+                await self._commit(records, requester)  # a refusal by policy is recorded too
+                raise
+            await self._commit(records, requester)
         except Exception as exc:  # noqa: BLE001 - every error is mapped, none escapes as a bare 500
             code, message = grpc_status_for(exc)
             elapsed = (time.perf_counter() - started) * 1000
@@ -135,6 +153,10 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         )
         return result
 
+    async def _commit(self, records: list[tuple[str, dict[str, Any]]] | None, requester: Requester) -> None:
+        if records:
+            await self.disclosure_log.commit(records, request_id=requester.request_id)
+
     async def Describe(
         self, request: adapter_pb2.DescribeRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.DescribeResponse:
@@ -158,14 +180,25 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         verified = await self.caller_check.verify(context, "FindPeople")
         requester = verified.requester
         s = self.settings
+        maker = dr.RecordMaker(s.council.gss_code, "FindPeople", verified, dr.asked_find_people(request))
+        records: list[tuple[str, dict[str, Any]]] = []
 
         def run() -> adapter_pb2.FindPeopleResponse:
             search = person_search_from_request(request, today=dt.date.today())
             limit = result_limit(request.max_results, default=s.default_max_results, cap=s.max_results_cap)
             response = adapter_pb2.FindPeopleResponse(candidates=self.source.find_people(search, limit))
-            return self.policy.filter_find_people(requester, response)
+            disclosure = self.policy.decide(requester, datasets=())
+            try:
+                response = self.policy.filter_find_people(requester, response, disclosure=disclosure)
+            except DisclosureRefused:
+                records.append(maker.refused(disclosure))
+                raise
+            records.append(maker.disclosed(response, dr.released_find_people(response, disclosure)))
+            return response
 
-        return await self._call(context, "FindPeople", requester, run, lambda r: len(r.candidates))
+        return await self._call(
+            context, "FindPeople", requester, run, lambda r: len(r.candidates), records=records
+        )
 
     async def GetFamilyContext(
         self, request: adapter_pb2.GetFamilyContextRequest, context: grpc.aio.ServicerContext
@@ -175,22 +208,38 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         valid assertion; datasets and fields the sharing policy withholds never leave (WITHHELD outcomes)."""
         verified = await self.caller_check.verify(context, "GetFamilyContext")
         requester = verified.requester
+        council = self.settings.council.gss_code
+        maker = dr.RecordMaker(council, "GetFamilyContext", verified, dr.asked_family_context(request))
+        records: list[tuple[str, dict[str, Any]]] = []
 
         def run() -> adapter_pb2.GetFamilyContextResponse:
             ids = check_family_ids(list(request.local_person_ids))
             response = self.source.get_family_context(ids, request.include_relatives)
-            return self.policy.filter_family_context(requester, response)
+            present = dr.datasets_present(response)
+            disclosure = self.policy.decide(requester, datasets=present)
+            try:
+                response = self.policy.filter_family_context(requester, response, disclosure=disclosure)
+            except DisclosureRefused:
+                records.append(maker.refused(disclosure))
+                raise
+            records.append(
+                maker.disclosed(response, dr.released_family_context(response, disclosure, present))
+            )
+            return response
 
-        return await self._call(context, "GetFamilyContext", requester, run, lambda r: len(r.people))
+        return await self._call(
+            context, "GetFamilyContext", requester, run, lambda r: len(r.people), records=records
+        )
 
 
 class AdapterServer:
     """A built, not yet started, adapter server. ``port`` is the bound (mutual TLS) data port, useful
     with port 0; ``health_port`` the plaintext health-only port (None without ``health_listen``).
 
-    ``tls``, ``caller_check`` and ``policy`` default to those the settings name (files read now).
-    Raises :class:`~familyctx_adapter.errors.AdapterConfigError` for a missing or unusable file
-    (naming the setting and path), ``OSError`` when an address cannot be bound.
+    ``tls``, ``caller_check``, ``policy`` and ``disclosure_log`` default to those the settings name (files
+    read now; the disclosure log's database is first used by :meth:`start`). Raises
+    :class:`~familyctx_adapter.errors.AdapterConfigError` for a missing or unusable file (naming the
+    setting and path), ``OSError`` when an address cannot be bound.
     """
 
     def __init__(
@@ -201,10 +250,12 @@ class AdapterServer:
         tls: ServerTls | None = None,
         caller_check: CallerCheck | None = None,
         policy: SharingPolicy | None = None,
+        disclosure_log: DisclosureLog | None = None,
     ) -> None:
         tls = load_server_tls(settings) if tls is None else tls
         self.caller_check = load_caller_check(settings) if caller_check is None else caller_check
         self.policy = load_sharing_policy(settings) if policy is None else policy
+        self.disclosure_log = load_disclosure_log(settings) if disclosure_log is None else disclosure_log
         self.settings = settings
         self.source = source
         threads = settings.threads
@@ -216,7 +267,12 @@ class AdapterServer:
             options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)]
         )
         servicer = AdapterServicer(
-            settings, source, self.executor, caller_check=self.caller_check, policy=self.policy
+            settings,
+            source,
+            self.executor,
+            caller_check=self.caller_check,
+            policy=self.policy,
+            disclosure_log=self.disclosure_log,
         )
         adapter_pb2_grpc.add_AdapterServiceServicer_to_server(servicer, self.server)
         self.health = health_aio.HealthServicer()
@@ -275,7 +331,9 @@ class AdapterServer:
                 await self._set_health(False)
 
     async def start(self) -> None:
-        """Check the warehouse, fetch the gateway's keys (``jwks_url``), publish health, start serving."""
+        """Prepare the disclosure log (migrations, or a schema check: AdapterConfigError when it is
+        unusable), check the warehouse, fetch the gateway's keys (``jwks_url``), publish health, serve."""
+        await self.disclosure_log.start()
         await self.check_health()
         await self.caller_check.start()
         await self.server.start()
@@ -285,7 +343,8 @@ class AdapterServer:
         self._health_task = asyncio.create_task(self._watch_health())
 
     async def stop(self, grace: float | None = 5.0) -> None:
-        """Stop serving (in-flight calls get ``grace`` seconds) and release threads and connections."""
+        """Stop serving (in-flight calls get ``grace`` seconds), commit queued disclosure records and sign
+        a last tree head, release threads and connections."""
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -294,6 +353,7 @@ class AdapterServer:
         await self.server.stop(grace)
         if self.health_server is not None:
             await self.health_server.stop(None)
+        await self.disclosure_log.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
         self.source.close()
@@ -306,26 +366,32 @@ def build_server(
     tls: ServerTls | None = None,
     caller_check: CallerCheck | None = None,
     policy: SharingPolicy | None = None,
+    disclosure_log: DisclosureLog | None = None,
 ) -> AdapterServer:
     """Build (bind, not start) the adapter server for ``source``. Call inside a running event loop.
 
     Errors: see :class:`AdapterServer`."""
-    return AdapterServer(settings, source, tls=tls, caller_check=caller_check, policy=policy)
+    return AdapterServer(
+        settings, source, tls=tls, caller_check=caller_check, policy=policy, disclosure_log=disclosure_log
+    )
 
 
 async def _serve(settings: AdapterSettings, on_ready: Callable[[str], Any]) -> None:
     from familyctx_adapter.sql_source import SqlWarehouseSource
 
-    # Keys, certificates and the sharing policy first: a broken file stops the adapter before it
-    # touches the warehouse, with a message naming the setting and the file.
-    tls, caller_check, policy = (
+    # Keys, certificates, the sharing policy and the tree-head key first: a broken file stops the adapter
+    # before it touches the warehouse, with a message naming the setting and the file.
+    tls, caller_check, policy, disclosure_log = (
         load_server_tls(settings),
         load_caller_check(settings),
         load_sharing_policy(settings),
+        load_disclosure_log(settings),
     )
     source = SqlWarehouseSource.from_settings(settings)
     try:
-        server = build_server(settings, source, tls=tls, caller_check=caller_check, policy=policy)
+        server = build_server(
+            settings, source, tls=tls, caller_check=caller_check, policy=policy, disclosure_log=disclosure_log
+        )
     except BaseException:
         source.close()
         raise

@@ -17,6 +17,10 @@ the YAML file, then defaults. File shape (docs/adapter.md)::
       jwks_file: var/dev-pki/gateway-assertion-jwks.json   # or jwks_url: https://.../.well-known/jwks.json
       client_cert_subject: familyctx-gateway               # optional
     policy_file: services/adapter/config/policies/stockport.cedar
+    disclosure_log: # required: what this adapter released, to whom and why (tamper-evident)
+      database_url: sqlite:///var/demo/disclosure-E08000007.sqlite   # PostgreSQL in production
+      signing_key_file: var/dev-pki/adapter-E08000007-audit.jwk.json # the council's tree-head key
+      tree_head_interval_seconds: 60
     health_listen: {host: 127.0.0.1, port: 50071}          # optional plaintext grpc.health.v1 only
 
 Relative file paths are relative to the working directory (like a ``sqlite:///`` URL). The files are
@@ -48,6 +52,7 @@ from familyctx_adapter.mapping import CMS_FLAVOURS
 __all__ = [
     "AdapterSettings",
     "CouncilSettings",
+    "DisclosureLogSettings",
     "GatewayTrustSettings",
     "ListenSettings",
     "TlsSettings",
@@ -108,6 +113,47 @@ class GatewayTrustSettings(BaseModel):
         return self
 
 
+def _check_url(value: str) -> str:
+    try:
+        make_url(value)
+    except ArgumentError as exc:
+        raise ValueError("is not a SQLAlchemy database URL (e.g. sqlite:///path/to/file.sqlite)") from exc
+    return value
+
+
+class DisclosureLogSettings(BaseModel):
+    """The adapter's own disclosure log (:mod:`familyctx_adapter.disclosure`): one tamper-evident record
+    per answer it gives and per refusal by policy, committed before the answer leaves.
+
+    ``database_url``: SQLAlchemy URL of the log (a SQLite file, or PostgreSQL shared by the adapter's
+    replicas); never the warehouse's URL in production (the log must outlive a warehouse refresh).
+    ``signing_key_file``: the council's private EC P-256 JWK (ES256) that signs tree heads, log id
+    ``adapter-<GSS>``. ``tree_head_interval_seconds``: how often a new head is signed when the log grew
+    (1 s .. 1 day). ``auto_migrate``: apply the Alembic migrations at start-up; default (None) is yes
+    for SQLite and no for a database server, where ``familyctx adapter migrate`` is run by the operator
+    and the adapter refuses to start on an old schema.
+    """
+
+    model_config = {"extra": "forbid"}
+
+    database_url: str
+    signing_key_file: Path
+    tree_head_interval_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+    auto_migrate: bool | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _parseable_url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @property
+    def migrate_on_start(self) -> bool:
+        """Whether start-up applies the migrations (``auto_migrate``, or SQLite when unset)."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+
 class AdapterSettings(BaseSettings):
     """Everything one adapter deployment needs.
 
@@ -118,6 +164,7 @@ class AdapterSettings(BaseSettings):
     ``tls``, ``gateway`` and ``policy_file`` (the council's Cedar sharing policy) are required: the
     adapter never answers without mutual TLS, a verified gateway assertion and its sharing policy.
     ``health_listen``: optional second, plaintext port serving grpc.health.v1 only (for probes).
+    ``disclosure_log`` (required): where the adapter records each disclosure (:class:`DisclosureLogSettings`).
     """
 
     model_config = SettingsConfigDict(
@@ -133,6 +180,7 @@ class AdapterSettings(BaseSettings):
     tls: TlsSettings
     gateway: GatewayTrustSettings
     policy_file: Path
+    disclosure_log: DisclosureLogSettings
     health_listen: ListenSettings | None = None
     table_names: dict[str, str] = Field(default_factory=dict)
     default_max_results: int = Field(default=25, ge=1, le=100)
@@ -153,11 +201,7 @@ class AdapterSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _parseable_url(cls, value: str) -> str:
-        try:
-            make_url(value)
-        except ArgumentError as exc:
-            raise ValueError("is not a SQLAlchemy database URL (e.g. sqlite:///path/to/file.sqlite)") from exc
-        return value
+        return _check_url(value)
 
     @classmethod
     def settings_customise_sources(

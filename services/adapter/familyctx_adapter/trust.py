@@ -6,7 +6,9 @@ Two layers, both required on the data port (docs/access-control.md, "How an adap
    (:func:`load_server_tls`); a caller without one never reaches a handler;
 2. the gateway's assertion (:mod:`familyctx.trust.assertion`) in metadata ``x-familyctx-assertion``,
    verified by :class:`CallerCheck` at the top of every handler, for audience = this council's GSS code.
-   Optionally the client certificate's CN must equal ``gateway.client_cert_subject``.
+   Optionally the client certificate's CN must equal ``gateway.client_cert_subject``. Each assertion is
+   accepted once: its ``jti`` is remembered until it expires (:class:`~familyctx.trust.assertion.ReplayCache`,
+   in memory per adapter process) and a second call with it is refused ``replayed``.
 
 A refusal is ``UNAUTHENTICATED`` with one fixed message (the caller learns nothing about which check
 failed) and one log line ``refused method=... reason=<code> peer=<ip:port> request_id=...``; never a
@@ -31,14 +33,17 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from familyctx.config_types import relative_path_note
 from familyctx.trust.assertion import (
     ASSERTION_METADATA_KEY,
     AssertionKeyError,
     AssertionRefused,
     AssertionVerifier,
+    ReplayCache,
     VerifiedAssertion,
 )
 from familyctx_adapter.errors import AdapterConfigError
+from familyctx_adapter.policy import log_safe
 from familyctx_adapter.settings import AdapterSettings, GatewayTrustSettings
 
 __all__ = [
@@ -74,11 +79,11 @@ def read_setting_file(setting: str, path: Path, *, limit: int = 1024 * 1024) -> 
         data = path.read_bytes()
     except FileNotFoundError:
         raise AdapterConfigError(
-            f"{setting}: {path} does not exist (for development run `make certs`)"
+            f"{setting}: {path} does not exist{relative_path_note(path)} (for development run `make certs`)"
         ) from None
     except OSError as exc:
         raise AdapterConfigError(
-            f"{setting}: cannot read {path}: {exc.strerror or type(exc).__name__}"
+            f"{setting}: cannot read {path}{relative_path_note(path)}: {exc.strerror or type(exc).__name__}"
         ) from None
     if not data.strip():
         raise AdapterConfigError(f"{setting}: {path} is empty")
@@ -272,7 +277,7 @@ class CallerCheck:
             method,
             reason,
             _peer(context),
-            _metadata(context, "x-request-id", limit=_META_LOG_LIMIT) or "-",
+            log_safe(_metadata(context, "x-request-id", limit=_META_LOG_LIMIT)),
         )
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSED_MESSAGE)
         raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
@@ -286,7 +291,11 @@ class _Refusal(Exception):
 
 def _verifier(gateway: GatewayTrustSettings, audience: str, jwks: Mapping[str, Any]) -> AssertionVerifier:
     return AssertionVerifier(
-        jwks, issuer=gateway.issuer, audience=audience, leeway_seconds=gateway.leeway_seconds
+        jwks,
+        issuer=gateway.issuer,
+        audience=audience,
+        leeway_seconds=gateway.leeway_seconds,
+        replay_cache=ReplayCache(),
     )
 
 

@@ -143,10 +143,13 @@ class Warehouse:
         """
         inspector = sa.inspect(engine)
         existing = {name.lower(): name for name in inspector.get_table_names()}
-        check_flavour(mapping, {
-            lower: frozenset(c["name"].lower() for c in inspector.get_columns(name))
-            for lower, name in existing.items()
-        })
+        check_flavour(
+            mapping,
+            {
+                lower: frozenset(c["name"].lower() for c in inspector.get_columns(name))
+                for lower, name in existing.items()
+            },
+        )
         present: set[str] = set()
         for logical, tmap in mapping.tables.items():
             if tmap.table.lower() not in existing:

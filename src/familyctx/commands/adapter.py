@@ -1,4 +1,4 @@
-"""``familyctx adapter serve`` and ``familyctx adapter prepare``: run one council's adapter."""
+"""``familyctx adapter serve``, ``prepare``, ``migrate`` and ``check-policy``: run one council's adapter."""
 
 from __future__ import annotations
 
@@ -37,10 +37,18 @@ def serve_command(
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Serve familycontext.v1.AdapterService and grpc.health.v1 until SIGTERM/SIGINT."""
+    from familyctx.trust.handshake_log import keep_handshake_log_lines
+
+    # Before anything imports grpc: gRPC reads GRPC_VERBOSITY once, and its TLS handshake refusals
+    # (callers without the gateway's client certificate) are logged by gRPC itself, at INFO.
+    verbosity_note = keep_handshake_log_lines()
+
     from familyctx_adapter.errors import AdapterError
     from familyctx_adapter.server import serve
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if verbosity_note:
+        logging.getLogger("familyctx.adapter").warning(verbosity_note)
     settings = _load(config, listen={"host": host, "port": port}, database_url=database_url)
     try:
         serve(settings)
@@ -73,6 +81,41 @@ def prepare_command(
         typer.echo(f"created {len(created)} index(es): {', '.join(created)}")
     else:
         typer.echo("all adapter indexes already exist")
+
+
+@adapter_app.command("migrate")
+def migrate_command(
+    config: ConfigOption,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="SQLAlchemy URL of the disclosure log (overrides the config)."),
+    ] = None,
+) -> None:
+    """Upgrade the adapter's disclosure log database to the schema this version needs (Alembic; idempotent).
+
+    Exit status: 0 at head, 1 the database could not be upgraded, 2 the config is unusable.
+    """
+    from familyctx_adapter.disclosure_schema import schema_status, upgrade
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from familyctx.auditlog.engine import create_log_engine
+
+    settings = _load(config, disclosure_log={"database_url": database_url})
+    engine = create_log_engine(settings.disclosure_log.database_url)
+    try:
+        before = schema_status(engine)
+        after = upgrade(engine)
+    except SQLAlchemyError as exc:
+        typer.echo(
+            f"error: the disclosure log database could not be upgraded ({type(exc).__name__})", err=True
+        )
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    if before.current == after.current:
+        typer.echo(f"disclosure log schema already at {after.current}")
+    else:
+        typer.echo(f"disclosure log schema upgraded from {before.current or 'nothing'} to {after.current}")
 
 
 #: GSS code used for "a worker from another council" in the check-policy table (no real council has it).

@@ -194,13 +194,22 @@ def family_context(
 
 
 def _print_grant(grant: dict[str, Any], console: Any) -> None:
+    from rich.text import Text
+
+    from familyctx.render import printable, short_time
+
     active = "active" if grant.get("active") else "expired"
-    console.print(f"break glass id: [bold]{grant['break_glass_id']}[/bold] ({active})")
-    console.print(f"purpose {grant['purpose']}, case {grant['case_reference']}")
-    console.print(f"opened {grant['opened_at']}, expires {grant['expires_at']}")
-    notified = ", ".join(grant.get("councils_notified") or []) or "none"
-    console.print(f"IG officers notified: {notified}")
-    console.print("Send it with: --break-glass-id " + grant["break_glass_id"])
+    grant_id = printable(grant["break_glass_id"])
+    line = Text("BREAK GLASS", style="bold white on red")
+    line.append(f" grant {grant_id} ({active})", style="bold")
+    console.print(line)
+    console.print(Text(f"purpose {printable(grant['purpose'])}, case {printable(grant['case_reference'])}"))
+    console.print(Text(f"opened {short_time(grant['opened_at'])}, expires {short_time(grant['expires_at'])}"))
+    notified = ", ".join(printable(c) for c in grant.get("councils_notified") or []) or "none"
+    console.print(
+        Text(f"IG officers notified so far: {notified} (each council asked is told before it is asked)")
+    )
+    console.print(Text("Send it with: --break-glass-id " + grant_id))
 
 
 @break_glass_app.command("open")
@@ -212,10 +221,15 @@ def break_glass_open(
     ],
     reason: Annotated[
         str,
-        typer.Option("--reason", help="Why you need access beyond your role's purposes (20-1000 chars)."),
+        typer.Option(
+            "--reason",
+            help="Why you need access beyond your role's purposes: one line, 20-1000 characters, at least "
+            "20 letters or digits.",
+        ),
     ],
     minutes: Annotated[
-        int | None, typer.Option("--minutes", min=1, help="How long the grant lasts (default 30).")
+        int | None,
+        typer.Option("--minutes", min=1, help="How long the grant lasts, in whole minutes (default 30)."),
     ] = None,
     issuer: IssuerOpt = _ISSUER,
     password: PasswordOpt = _DEMO_PASSWORD,
@@ -223,7 +237,8 @@ def break_glass_open(
     as_json: JsonOpt = False,
     token_value: TokenOpt = None,
 ) -> None:
-    """Open a time-boxed break-glass grant (POST /v1/break-glass); every council's IG officers are told."""
+    """Open a time-boxed break-glass grant (POST /v1/break-glass); your council's IG officers are told
+    now, and each other council's when it is first asked for data under the grant."""
     from rich.console import Console
 
     body: dict[str, Any] = {"purpose": purpose, "case_reference": case_ref, "reason": reason}
@@ -273,9 +288,11 @@ def break_glass_notifications(
     as_json: JsonOpt = False,
     token_value: TokenOpt = None,
 ) -> None:
-    """List your council's break-glass notifications, oldest first (IG officers)."""
+    """List your council's break-glass notifications, oldest first (IG officers): one block per
+    notification, readable at 80 columns."""
     from rich.console import Console
-    from rich.table import Table
+
+    from familyctx.render import render_break_glass_notifications
 
     if since is not None:
         try:
@@ -290,28 +307,7 @@ def break_glass_notifications(
     if as_json:
         typer.echo(json.dumps(page, indent=2, ensure_ascii=False))
         return
-    console = Console()
-    notifications = page.get("notifications") or []
-    if not notifications:
-        console.print("No break-glass notifications.")
-        return
-    table = Table(title="Break-glass notifications", show_lines=True)
-    for column in ("opened", "expires", "worker", "purpose", "case", "reason", "break glass id"):
-        table.add_column(column, overflow="fold")
-    for n in notifications:
-        worker = n["worker"]
-        table.add_row(
-            n["opened_at"],
-            n["expires_at"],
-            f"{worker['name']} ({worker['organisation']})",
-            n["purpose"],
-            n["case_reference"],
-            n["reason"],
-            n["break_glass_id"],
-        )
-    console.print(table)
-    if page.get("next_after") is not None:
-        console.print(f"More: --after {page['next_after']}")
+    render_break_glass_notifications(page, Console())
 
 
 def register(app: typer.Typer) -> None:

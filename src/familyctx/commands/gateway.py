@@ -1,9 +1,11 @@
-"""``familyctx gateway serve``: run the central gateway (FastAPI under uvicorn)."""
+"""``familyctx gateway serve``: run the central gateway (FastAPI under uvicorn); ``familyctx gateway
+migrate``: bring its audit database's schema to the current version (Alembic); ``familyctx gateway
+retention``: redact audit records past their retention period (docs/audit.md)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -13,12 +15,121 @@ gateway_app = typer.Typer(
     help="The central gateway: token checks, fan-out, linkage, audit.", no_args_is_help=True
 )
 
+_CONFIG_HELP = "Gateway YAML config (listen, audit, oidc, adapters)."
+
+
+def _settings_or_exit(config: Path) -> Any:
+    """The gateway settings from ``config``; on a configuration error, one line per problem and exit 2."""
+    from familyctx_gateway.errors import GatewayConfigError
+    from familyctx_gateway.settings import load_settings
+
+    try:
+        return load_settings(config)
+    except GatewayConfigError as exc:
+        _config_error(exc)
+
+
+def _config_error(exc: Any) -> NoReturn:
+    for problem in exc.problems:
+        typer.echo(f"error: {exc.source}: {problem}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _database_error(exc: BaseException) -> NoReturn:
+    # The exception's class only: its text may carry the database URL (with a password).
+    typer.echo(
+        f"error: the audit database cannot be used ({type(exc).__name__}); check audit.database_url "
+        "and that the database server is reachable",
+        err=True,
+    )
+    raise typer.Exit(code=1)
+
+
+@gateway_app.command("migrate")
+def migrate_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help=_CONFIG_HELP)],
+) -> None:
+    """Upgrade the audit database (audit.database_url) to the schema this gateway needs.
+
+    Idempotent, safe to run from several hosts at once; a database made by an earlier release has its
+    audit records carried into the tamper-evident log. Exit 0 done, 1 database error, 2 config error.
+    """
+    from familyctx_gateway.migrations import upgrade_to_head
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from familyctx.auditlog import create_log_engine
+
+    settings = _settings_or_exit(config)
+    engine = create_log_engine(settings.audit.database_url)
+    try:
+        before, after = upgrade_to_head(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        _database_error(exc)
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"audit database already at {after}")
+    else:
+        typer.echo(f"audit database upgraded from {before or 'an unversioned schema'} to {after}")
+
+
+@gateway_app.command("retention")
+def retention_command(
+    config: Annotated[Path, typer.Option("--config", "-c", help=_CONFIG_HELP)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what is due.")] = False,
+) -> None:
+    """Redact audit records older than audit.retention_days (per record class).
+
+    The record's content and the personal data in its index rows are removed; its hash stays, so the
+    log and every signed tree head still verify. Run daily. Exit 0 done, 1 database error, 2 config error.
+    """
+    from familyctx_gateway.audit_retention import apply_retention
+    from familyctx_gateway.migrations import SchemaNotCurrent, ensure_schema
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from familyctx.auditlog import create_log_engine
+
+    settings = _settings_or_exit(config)
+    engine = create_log_engine(settings.audit.database_url)
+    try:
+        ensure_schema(engine, auto_migrate=False)
+        report = apply_retention(engine, settings.audit, dry_run=dry_run)
+    except SchemaNotCurrent as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except (SQLAlchemyError, OSError) as exc:
+        _database_error(exc)
+    finally:
+        engine.dispose()
+    verb = "due for redaction" if dry_run else "redacted"
+    for record_class, count in sorted(report.redacted.items()):
+        days = settings.audit.retention_days[record_class]
+        typer.echo(f"{record_class}: {count} {verb} (older than {days} days)")
+
+
+def _check_audit_schema(settings: Any) -> None:
+    """Before listening: the audit database must be reachable and at the current schema (or be
+    upgraded now under ``audit.auto_migrate``); else a clear message and exit 1."""
+    from familyctx_gateway.migrations import SchemaNotCurrent, ensure_schema
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from familyctx.auditlog import create_log_engine
+
+    engine = create_log_engine(settings.audit.database_url)
+    try:
+        ensure_schema(engine, auto_migrate=settings.audit.migrate_at_startup)
+    except SchemaNotCurrent as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except (SQLAlchemyError, OSError) as exc:
+        _database_error(exc)
+    finally:
+        engine.dispose()
+
 
 @gateway_app.command("serve")
 def serve_command(
-    config: Annotated[
-        Path, typer.Option("--config", "-c", help="Gateway YAML config (listen, audit, oidc, adapters).")
-    ],
+    config: Annotated[Path, typer.Option("--config", "-c", help=_CONFIG_HELP)],
     host: Annotated[str | None, typer.Option(help="Listen host (overrides the config).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port; 0 for any free port.")] = None,
 ) -> None:
@@ -36,9 +147,8 @@ def serve_command(
         app = create_app(settings)
     except GatewayConfigError as exc:
         # One line per bad field, like ``familyctx adapter serve``; exit 2 (usage / configuration error).
-        for problem in exc.problems:
-            typer.echo(f"error: {exc.source}: {problem}", err=True)
-        raise typer.Exit(code=2) from None
+        _config_error(exc)
+    _check_audit_schema(settings)
     if host is not None:
         settings.listen.host = host
     if port is not None:

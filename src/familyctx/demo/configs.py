@@ -37,8 +37,9 @@ def write_adapter_configs(
     layout: DataLayout, ports: FederationPorts, host: str, pki: DevPki
 ) -> dict[str, Path]:
     """One ``adapter-<slug>.yaml`` per demo council (mutual TLS and gateway keys from ``pki``, the
-    council's sharing policy); returns {GSS code: config path}. Raises ``DataBuildError`` when a
-    council's sharing policy file is missing."""
+    council's sharing policy, its disclosure log in the data directory signed with its own key);
+    returns {GSS code: config path}. Raises ``DataBuildError`` when a council's sharing policy file is
+    missing."""
     paths = {}
     for council in DEMO_COUNCILS:
         code = council.gss_code
@@ -54,6 +55,8 @@ def write_adapter_configs(
             "gateway": {"issuer": DEMO_ASSERTION_ISSUER, "jwks_file": str(pki.assertion_jwks.resolve()),
                         "client_cert_subject": GATEWAY_COMMON_NAME},
             "policy_file": str(sharing_policy_file(council)),
+            "disclosure_log": {"database_url": _sqlite_url(layout.disclosure_database(council)),
+                               "signing_key_file": str(pki.adapter_audit_key(code).resolve())},
         }
         paths[council.gss_code] = _write(layout.adapter_config(council), data)
     return paths
@@ -62,11 +65,13 @@ def write_adapter_configs(
 def write_gateway_config(
     layout: DataLayout, ports: FederationPorts, host: str, pki: DevPki, *, deadline_ms: int = 2000
 ) -> Path:
-    """``gateway.yaml``: listen address, audit SQLite in the data dir, the OIDC issuer, the adapters
+    """``gateway.yaml``: listen address, audit SQLite in the data dir (tree heads signed with the demo
+    PKI's audit key), the OIDC issuer, the adapters
     (each with the DNS name its certificate carries), the assertion key and mutual TLS from ``pki``."""
     data = {
         "listen": {"host": host, "port": ports.gateway},
-        "audit_database_url": _sqlite_url(layout.audit_database),
+        "audit": {"database_url": _sqlite_url(layout.audit_database),
+                  "signing_key_file": str(pki.gateway_audit_key.resolve())},
         "oidc": {"issuer": f"http://{host}:{ports.oidc}", "audience": "familyctx-gateway",
                  "algorithms": ["RS256", "ES256", "PS256"]},
         "adapters": [

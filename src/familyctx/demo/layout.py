@@ -3,9 +3,11 @@
 Layout of the data directory (default ``var/demo``): the synthetic warehouses written by
 ``familyctx synth`` (``<slug>.sqlite``, ``ground_truth.sqlite``, ``scenarios.json``), ``config/``
 (one YAML per adapter, ``gateway.yaml``), ``logs/`` (one log per child), ``oidc/`` (the provider's
-signing key), ``pki/`` (the development CA, mutual TLS certificates and the gateway's assertion key)
-and ``audit.sqlite`` (the gateway's audit log). The directory is private: mode 0700, and everything in
-it owner-only (:meth:`DataLayout.make_private`), since the audit log holds query terms.
+signing key), ``pki/`` (the development CA, mutual TLS certificates, the gateway's assertion key and
+each adapter's tree-head signing key), ``audit.sqlite`` (the gateway's audit log) and
+``disclosure-<slug>.sqlite`` (each adapter's own disclosure log). The directory is private: mode 0700,
+and everything in it owner-only (:meth:`DataLayout.make_private`), since the audit logs hold query terms
+and requesters' details.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ class DataLayout:
     @property
     def audit_database(self) -> Path:
         return self.root / "audit.sqlite"
+
+    def disclosure_database(self, council: DemoCouncil) -> Path:
+        """The council adapter's own disclosure log (SQLite; ``disclosure_log.database_url``)."""
+        return self.root / f"disclosure-{council.slug}.sqlite"
 
     def adapter_config(self, council: DemoCouncil) -> Path:
         return self.config_dir / f"adapter-{council.slug}.yaml"

@@ -31,7 +31,8 @@ _RENEW_BEFORE = dt.timedelta(days=1)
 
 
 def pki_files(pki: DevPki) -> list[Path]:
-    """Every file of a complete demo PKI (certificates, keys, assertion key and JWK Set)."""
+    """Every file of a complete demo PKI (certificates, keys, assertion key and JWK Set, each adapter's
+    tree-head signing key and JWK Set, the gateway's audit tree-head key and JWK Set)."""
     files = [
         pki.ca_cert,
         pki.ca_key,
@@ -42,6 +43,8 @@ def pki_files(pki: DevPki) -> list[Path]:
     ]
     for code in pki.councils:
         files += [pki.adapter_cert(code), pki.adapter_key(code)]
+        files += [pki.adapter_audit_key(code), pki.adapter_audit_jwks(code)]
+    files += [pki.gateway_audit_key, pki.gateway_audit_jwks]
     return files
 
 

@@ -8,12 +8,18 @@ adapter council's GSS code), ``iat``, ``nbf``, ``exp`` (``iat`` + ttl, ttl at mo
 ``break_glass_reason``, ``rid``. Carried in gRPC metadata under :data:`ASSERTION_METADATA_KEY`.
 
 :class:`AssertionVerifier` refuses with :class:`AssertionRefused`, whose ``reason`` is one fixed code
-(:data:`REFUSAL_REASONS`); messages never contain claim values.
+(:data:`REFUSAL_REASONS`); messages never contain claim values. Given a :class:`ReplayCache`, it also
+refuses an assertion whose ``jti`` it has already accepted (``replayed``): each assertion is good for one
+call only (the gateway signs a fresh one, with a new ``jti``, for every call, retries included).
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import logging
+import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,10 +38,12 @@ __all__ = [
     "ASSERTION_TYPE",
     "MAX_TTL_SECONDS",
     "REFUSAL_REASONS",
+    "REPLAY_CACHE_MAX_ENTRIES",
     "AssertionKeyError",
     "AssertionRefused",
     "AssertionSigner",
     "AssertionVerifier",
+    "ReplayCache",
     "Requester",
     "VerifiedAssertion",
 ]
@@ -46,6 +54,11 @@ ALGORITHM = "ES256"
 MAX_TTL_SECONDS = 300
 #: Longest token read at all: a real assertion is well under 2 KiB even with a long break-glass reason.
 MAX_TOKEN_CHARS = 8 * 1024
+#: Default bound of a :class:`ReplayCache`: ids of assertions still within their lifetime (at most
+#: 300 s + leeway), i.e. room for over 300 calls a second with the longest lifetime allowed.
+REPLAY_CACHE_MAX_ENTRIES = 100_000
+
+log = logging.getLogger("familyctx.trust.assertion")
 
 REFUSAL_REASONS = (
     "missing",
@@ -60,6 +73,7 @@ REFUSAL_REASONS = (
     "wrong_audience",
     "missing_claim",
     "too_long_lived",
+    "replayed",
 )
 
 #: Requester claims: claim name -> (Requester field, type). All are required in a token.
@@ -237,10 +251,76 @@ def _import_jwks(jwks: Mapping[str, Any]) -> dict[str, ECKey]:
 
 
 def _number(claims: dict[str, Any], name: str) -> float:
+    """A NumericDate claim (RFC 7519 section 2) as a finite float; ``malformed`` otherwise (a bool, a
+    string, or the NaN / Infinity that Python's JSON parser accepts)."""
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise AssertionRefused("malformed")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise AssertionRefused("malformed") from None
+    if not math.isfinite(number):
+        raise AssertionRefused("malformed")
+    return number
+
+
+def _utc(seconds: float) -> datetime:
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):  # beyond the years datetime can hold
+        raise AssertionRefused("malformed") from None
+
+
+class ReplayCache:
+    """The ids (``jti``) of assertions already accepted, each kept until its ``exp`` plus the verifier's
+    leeway, so that an assertion captured in transit cannot be used for a second call (RFC 7519
+    section 4.1.7; refusal reason ``replayed``).
+
+    In memory, per process (each adapter replica keeps its own), thread-safe. Bounded by
+    ``max_entries``: expired ids are dropped first; when the cache is still full, the id closest to
+    expiry is dropped (and a warning logged): a burst beyond the bound could then let a replay of that
+    one assertion through in its last seconds, never make the adapter refuse valid calls.
+    ``clock``: seconds since the epoch (tests).
+    """
+
+    def __init__(
+        self, *, max_entries: int = REPLAY_CACHE_MAX_ENTRIES, clock: Callable[[], float] = time.time
+    ) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def _purge(self, now: float) -> None:
+        while self._heap and (self._heap[0][0] <= now or len(self._until) >= self.max_entries):
+            until, jti = heapq.heappop(self._heap)
+            if self._until.get(jti) != until:
+                continue  # a stale heap entry
+            del self._until[jti]
+            if until > now:
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 1000 == 0:
+                    log.warning("replay cache full max_entries=%d evicted=%d", self.max_entries, self.evicted)
+
+    def accept(self, jti: str, *, until: float) -> None:
+        """Record ``jti`` as used until ``until`` (seconds since the epoch); raises
+        :class:`AssertionRefused` ``replayed`` when it is already recorded and not yet past its time."""
+        with self._lock:
+            now = self._clock()
+            seen = self._until.get(jti)
+            if seen is not None and seen > now:
+                raise AssertionRefused("replayed")
+            self._purge(now)
+            self._until[jti] = until
+            heapq.heappush(self._heap, (until, jti))
 
 
 class AssertionVerifier:
@@ -249,8 +329,10 @@ class AssertionVerifier:
     ``jwks``: RFC 7517 JWK Set (only EC P-256 keys with a ``kid`` are used); ``issuer``: expected ``iss``;
     ``audience``: this adapter's council GSS code; ``leeway_seconds``: clock skew allowed on ``exp``,
     ``nbf`` and ``iat``. Checks in order: present, size and compact form, ``alg`` ES256, ``typ``,
-    ``kid`` known, signature, required claims and their types, ``iss``, ``aud``, ``exp``, ``nbf``/``iat``,
-    lifetime at most 300 s. Raises :class:`AssertionKeyError` for a JWK Set without ``keys``.
+    ``kid`` known, signature, required claims and their types (times finite numbers), ``iss``, ``aud``,
+    ``exp``, ``nbf``/``iat``, lifetime at most 300 s, and last, with a ``replay_cache``, that the
+    ``jti`` was not accepted before (kept until ``exp`` + leeway). Raises :class:`AssertionKeyError`
+    for a JWK Set without ``keys``.
     """
 
     def __init__(
@@ -261,6 +343,7 @@ class AssertionVerifier:
         audience: str,
         leeway_seconds: int = 5,
         clock: Callable[[], float] = time.time,
+        replay_cache: ReplayCache | None = None,
     ) -> None:
         if not issuer or not audience:
             raise ValueError("issuer and audience must not be empty")
@@ -271,6 +354,7 @@ class AssertionVerifier:
         self.audience = audience
         self.leeway_seconds = leeway_seconds
         self._clock = clock
+        self.replay_cache = replay_cache
 
     @property
     def kids(self) -> frozenset[str]:
@@ -353,10 +437,13 @@ class AssertionVerifier:
             raise AssertionRefused("not_yet_valid")
         if exp - min(iat, nbf) > MAX_TTL_SECONDS:
             raise AssertionRefused("too_long_lived")
-        return VerifiedAssertion(
+        verified = VerifiedAssertion(
             requester=Requester(**values),
             jti=claims["jti"],
-            issued_at=datetime.fromtimestamp(iat, UTC),
-            expires_at=datetime.fromtimestamp(exp, UTC),
+            issued_at=_utc(iat),
+            expires_at=_utc(exp),
             audience=self.audience,
         )
+        if self.replay_cache is not None:  # last: only a valid assertion is remembered
+            self.replay_cache.accept(claims["jti"], until=exp + self.leeway_seconds)
+        return verified

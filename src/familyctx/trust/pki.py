@@ -10,7 +10,13 @@
   IP 127.0.0.1; extended key usage serverAuth);
 - ``gateway-assertion.jwk.json``: the gateway's private EC P-256 assertion signing key (RFC 7517 JWK
   with ``kid`` = RFC 7638 thumbprint, ``alg`` ES256) and ``gateway-assertion-jwks.json``: its public
-  JWK Set.
+  JWK Set;
+- ``adapter-<GSS>-audit.jwk.json`` / ``adapter-<GSS>-audit-jwks.json`` per council: the private EC P-256
+  key the council's adapter signs its disclosure log's tree heads with (log id ``adapter-<GSS>``), and
+  its public JWK Set (what the council's IG team verifies kept tree heads with);
+- ``audit-signing.jwk.json`` / ``audit-signing-jwks.json``: the private EC P-256 key the gateway signs
+  its audit log's tree heads with (``audit.signing_key_file``, log id ``familyctx-gateway``), and its
+  public JWK Set (for ``familyctx audit verify --jwks``).
 
 Keys are ECDSA P-256; certificates are X.509 v3 (RFC 5280) signed with ECDSA-SHA256. Files that exist
 are kept and reused (a new council's certificate is issued by the existing CA) unless ``overwrite=True``.
@@ -106,6 +112,25 @@ class DevPki:
         """The public JWK Set (RFC 7517 section 5) adapters verify assertions with."""
         return self.directory / "gateway-assertion-jwks.json"
 
+    @property
+    def gateway_audit_key(self) -> Path:
+        """The private EC P-256 JWK (0600) the gateway signs its audit log's tree heads with."""
+        return self.directory / "audit-signing.jwk.json"
+
+    @property
+    def gateway_audit_jwks(self) -> Path:
+        """The public JWK Set of :attr:`gateway_audit_key`, for ``familyctx audit verify --jwks``."""
+        return self.directory / "audit-signing-jwks.json"
+
+    def adapter_audit_key(self, gss_code: str) -> Path:
+        """The private EC P-256 JWK (0600) the adapter of ``gss_code`` signs its disclosure log's tree
+        heads with (``disclosure_log.signing_key_file``)."""
+        return self.directory / f"adapter-{check_gss_code(gss_code)}-audit.jwk.json"
+
+    def adapter_audit_jwks(self, gss_code: str) -> Path:
+        """The public JWK Set of :meth:`adapter_audit_key`, for ``familyctx audit verify --jwks``."""
+        return self.directory / f"adapter-{check_gss_code(gss_code)}-audit-jwks.json"
+
 
 def generate_dev_pki(
     out_dir: Path, *, councils: Sequence[str], days: int = 825, overwrite: bool = False
@@ -154,7 +179,9 @@ def generate_dev_pki(
             validity=validity,
             overwrite=overwrite,
         )
-    _assertion_key(pki, overwrite)
+        _signing_key(pki.adapter_audit_key(code), pki.adapter_audit_jwks(code), overwrite)
+    _signing_key(pki.assertion_key, pki.assertion_jwks, overwrite)
+    _signing_key(pki.gateway_audit_key, pki.gateway_audit_jwks, overwrite)
     return pki
 
 
@@ -341,21 +368,22 @@ def _leaf(
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), private=False, overwrite=overwrite)
 
 
-def _assertion_key(pki: DevPki, overwrite: bool) -> None:
-    if not overwrite and pki.assertion_key.exists():
+def _signing_key(private_path: Path, jwks_path: Path, overwrite: bool) -> None:
+    """An ES256 signing key (private JWK, 0600) reused or generated, and its public JWK Set beside it."""
+    if not overwrite and private_path.exists():
         try:
-            key = ECKey.import_key(json.loads(pki.assertion_key.read_text(encoding="utf-8")))
+            key = ECKey.import_key(json.loads(private_path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
-            raise PkiError(f"cannot reuse {pki.assertion_key}: {type(exc).__name__}") from exc
+            raise PkiError(f"cannot reuse {private_path}: {type(exc).__name__}") from exc
         if not key.is_private:
-            raise PkiError(f"{pki.assertion_key} holds a public key only; pass --force to regenerate")
+            raise PkiError(f"{private_path} holds a public key only; pass --force to regenerate")
     else:
         key = ECKey.generate_key("P-256", parameters={"use": "sig", "alg": "ES256"}, auto_kid=True)
         _write(
-            pki.assertion_key,
+            private_path,
             json.dumps(key.as_dict(private=True), indent=2).encode(),
             private=True,
             overwrite=overwrite,
         )
     jwks = json.dumps(KeySet([key]).as_dict(private=False), indent=2).encode()
-    _write(pki.assertion_jwks, jwks, private=False, overwrite=True)
+    _write(jwks_path, jwks, private=False, overwrite=True)

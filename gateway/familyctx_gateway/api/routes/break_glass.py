@@ -1,15 +1,19 @@
 """Break glass: ``POST /v1/break-glass`` (open a grant), ``GET /v1/break-glass/{id}`` (the worker's own
 grant) and ``GET /v1/break-glass/notifications`` (IG officers: their council's notifications).
 
-Opening is decided by the gateway policy (action ``open_break_glass``) and audited: a refusal as
-``denied``; a grant together with its notifications and its audit record in one transaction (503 and no
-grant when that cannot be committed). Docs: docs/access-control.md, "Break glass".
+Opening is decided by the gateway policy (action ``open_break_glass``), limited to
+``break_glass.max_grants_per_day`` grants per worker in any 24 hours (429 with ``Retry-After``), and
+audited: a refusal as ``denied``; a grant together with its notification of the worker's own council
+and its audit record in one transaction (503 and no grant when that cannot be committed). The councils
+asked for data under the grant are notified as they are asked (:mod:`familyctx_gateway.break_glass`).
+Docs: docs/access-control.md, "Break glass".
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
@@ -27,7 +31,8 @@ from familyctx_gateway.api.schemas import (
     ErrorResponse,
     Purpose,
 )
-from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed
+from familyctx_gateway.api.schemas.requests import IsoDateTime
+from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed, RecordClass
 from familyctx_gateway.break_glass import BreakGlassGrant, new_grant
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 
@@ -43,6 +48,32 @@ class BreakGlassNotFound(GatewayError):
 
     status = 404
     detail = "You have no break-glass grant with that id"
+
+
+#: Largest ``after`` accepted: ids are SQL BIGINT at most (a larger number is a 422, not a 500).
+_MAX_ID = 2**63 - 1
+#: The window of ``break_glass.max_grants_per_day``.
+_DAY = dt.timedelta(hours=24)
+
+
+class BreakGlassLimitReached(GatewayError):
+    """429: the worker opened ``break_glass.max_grants_per_day`` grants in the last 24 hours.
+    ``retry_after``: seconds until the oldest of them leaves the window (RFC 9110 ``Retry-After``)."""
+
+    status = 429
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        hours, minutes = divmod(math.ceil(retry_after / 60), 60)
+        when = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+        super().__init__(
+            f"You have opened {limit} break-glass grants in the last 24 hours, the most this gateway allows "
+            f"(break_glass.max_grants_per_day); you can open another in {when}. If you still need access "
+            "now, ask your team manager or your council's IG officer"
+        )
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
@@ -66,7 +97,7 @@ def _view(grant: BreakGlassGrant, councils: list[str]) -> BreakGlassGrantRespons
     "/break-glass",
     status_code=201,
     response_model=BreakGlassGrantResponse,
-    responses=_errors(401, 403, 413, 422, 503),
+    responses=_errors(401, 403, 413, 422, 429, 503),
 )
 async def open_break_glass(
     body: BreakGlassRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
@@ -75,10 +106,13 @@ async def open_break_glass(
 
     Send the returned ``break_glass_id`` with searches and family-context requests for that case and
     purpose until ``expires_at``: they may then go past the gateway policy's purpose restrictions, and
-    are flagged break glass in the audit and to every council. The IG officers of every council in the
-    federation are notified (``GET /v1/break-glass/notifications``).
+    are flagged break glass in the audit and to every council asked. The IG officers of your own council
+    are notified now, and those of each council asked for data under the grant when it is first asked
+    (``GET /v1/break-glass/notifications``). At most ``break_glass.max_grants_per_day`` grants per
+    worker in any 24 hours (429 with ``Retry-After`` beyond that).
     """
-    max_minutes = gateway.settings.break_glass.max_minutes
+    settings = gateway.settings.break_glass
+    max_minutes = settings.max_minutes
     minutes = body.minutes if body.minutes is not None else min(DEFAULT_BREAK_GLASS_MINUTES, max_minutes)
     if minutes > max_minutes:
         raise RequestValidationError(
@@ -88,15 +122,19 @@ async def open_break_glass(
                     "loc": ("body", "minutes"),
                     "msg": "too long",
                     "ctx": {
-                        "error": f"must be at most {max_minutes} (this gateway's break_glass.max_minutes)"
+                        "error": f"must be a whole number from 1 to {max_minutes} (this gateway's "
+                        "break_glass.max_minutes)"
                     },
                 }
             ]
         )
 
     def event(outcome: AuditOutcome, status: int, role: str | None, grant_id: str | None) -> AuditEvent:
-        # The reason is kept in the grant row only; the audit record says how long was asked for.
+        # A break_glass record; when the grant is opened it also carries the grant (reason, times,
+        # councils notified: see BreakGlassStore.open), whose rows are index rows of that record.
         return AuditEvent(
+            record_class=RecordClass.break_glass,
+            issuer=principal.issuer,
             request_id=request_id,
             user_sub=principal.sub,
             user_name=principal.name,
@@ -123,6 +161,20 @@ async def open_break_glass(
         except AuditWriteFailed:
             raise AuditUnavailable() from None
         raise
+    now = dt.datetime.now(dt.UTC)
+    opened = await gateway.grants.opened_since(principal, now - _DAY)
+    limit = settings.max_grants_per_day
+    if len(opened) >= limit:
+        # Another may be opened once enough of these are over 24 hours old to bring the count below it.
+        retry_after = max(1, math.ceil((opened[len(opened) - limit] + _DAY - now).total_seconds()))
+        log.info(
+            "break glass limit reached request_id=%s opened_24h=%d limit=%d", request_id, len(opened), limit
+        )
+        try:
+            await gateway.audit.record(event(AuditOutcome.denied, 429, authorisation.role, None))
+        except AuditWriteFailed:
+            raise AuditUnavailable() from None
+        raise BreakGlassLimitReached(limit, retry_after)
     grant = new_grant(
         principal,
         role=authorisation.role,
@@ -131,8 +183,11 @@ async def open_break_glass(
         reason=body.reason,
         minutes=minutes,
         request_id=request_id,
+        now=now,
     )
-    councils = [adapter.gss_code for adapter in gateway.settings.adapters]
+    # The worker's own council is told now; each other council when it is first asked for data under
+    # the grant (and only then does it receive the reason, in that request's assertion).
+    councils = [principal.organisation]
     try:
         await gateway.grants.open(
             grant,
@@ -154,19 +209,26 @@ async def list_notifications(
     principal: CurrentPrincipal,
     request_id: RequestId,
     since: Annotated[
-        dt.datetime | None,
-        Query(description="Only grants opened at or after this ISO 8601 time (UTC when no offset is given)"),
+        IsoDateTime | None,
+        Query(
+            description="Only grants opened at or after this ISO 8601 date-time, e.g. 2026-05-01T09:00:00Z "
+            "(UTC when no offset is given; a bare number is refused)"
+        ),
     ] = None,
     after: Annotated[
         int | None,
-        Query(ge=0, description="Only notifications after this id (the previous page's next_after)"),
+        Query(
+            ge=0, le=_MAX_ID, description="Only notifications after this id (the previous page's next_after)"
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="At most this many notifications (1-200)")] = 50,
 ) -> BreakGlassNotificationsResponse:
     """Break-glass notifications for the caller's own council (IG officers), oldest first.
 
-    Each says who opened a grant (worker, council), for which purpose and case reference, why (their
-    written reason), and when it opened and expires. Page with ``after`` = the last ``next_after``.
+    A council is notified when one of its workers opens a grant (``notified_because: opened``) and when
+    it is first asked for data under any grant (``used``, with ``first_used_at``). Each says who opened
+    the grant (worker, council), for which purpose and case reference, why (their written reason), and
+    when it opened and expires. Page with ``after`` = the last ``next_after``.
     """
     authorise(gateway, principal, "list_break_glass_notifications")
     if not principal.organisation:
@@ -190,6 +252,8 @@ async def list_notifications(
                 id=n.id,
                 council_gss_code=n.council_gss_code,
                 break_glass_id=n.grant_id,
+                notified_because="used" if n.notified_because == "used" else "opened",
+                first_used_at=n.first_used_at,
                 worker=BreakGlassWorker(
                     sub=n.worker_sub, name=n.worker_name, organisation=n.worker_organisation
                 ),

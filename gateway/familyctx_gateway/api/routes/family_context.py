@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from familyctx_gateway.api.auditing import run_audited
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
@@ -19,11 +19,11 @@ ERRORS: dict[int | str, dict[str, object]] = {
 @router.post("/family-context", response_model=FamilyContextResponse, responses=ERRORS)
 async def family_context(
     body: FamilyContextRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
-) -> FamilyContextResponse:
+) -> Response:
     """People, relationships and service involvements around ``subject``, from every council that knows
     them, with provenance, conflicts shown (not resolved), and each source's state and freshness."""
     settings = gateway.settings
-    response: FamilyContextResponse = await run_audited(
+    return await run_audited(
         gateway=gateway,
         principal=principal,
         request_id=request_id,
@@ -41,4 +41,3 @@ async def family_context(
             describe_cache_seconds=settings.describe_cache_seconds,
         ),
     )
-    return response

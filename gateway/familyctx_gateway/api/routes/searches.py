@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from familyctx_gateway.api.auditing import run_audited
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
@@ -19,13 +19,13 @@ ERRORS: dict[int | str, dict[str, object]] = {
 @router.post("/searches", response_model=SearchResponse, responses=ERRORS)
 async def search(
     body: SearchRequest, gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
-) -> SearchResponse:
+) -> Response:
     """Search every council for a person; candidates are linked across councils and graded.
 
     Only certain links (same valid NHS number) merge records into one candidate; probable and possible
     links are listed under ``possible_matches`` with their evidence. ``sources`` gives every council's state.
     """
-    response: SearchResponse = await run_audited(
+    return await run_audited(
         gateway=gateway,
         principal=principal,
         request_id=request_id,
@@ -44,4 +44,3 @@ async def search(
             max_results=gateway.settings.max_results_per_source,
         ),
     )
-    return response

@@ -28,6 +28,7 @@ from familyctx_gateway.api.schemas.requests import (
 )
 from familyctx_gateway.api.schemas.responses import (
     Address,
+    BreakGlassInUse,
     Candidate,
     CouncilSearchState,
     DatasetFreshness,
@@ -62,6 +63,7 @@ __all__ = [
     "DEFAULT_BREAK_GLASS_MINUTES",
     "Address",
     "BreakGlassGrantResponse",
+    "BreakGlassInUse",
     "BreakGlassNotificationResponse",
     "BreakGlassNotificationsResponse",
     "BreakGlassRequest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -16,6 +17,7 @@ __all__ = [
     "BreakGlassId",
     "CaseReference",
     "FamilyContextRequest",
+    "IsoDateTime",
     "Purpose",
     "SearchRequest",
     "SubjectRef",
@@ -49,6 +51,36 @@ def _iso_date(value: object) -> object:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ValueError("is not a real calendar date (check the day and month)") from None
+
+
+#: ISO 8601 / RFC 3339 date, or date and time with an optional fraction and offset (``Z`` or ±hh:mm).
+_ISO_DATE_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|z|[+-]\d{2}:\d{2})?)?$"
+)
+
+
+def _iso_date_time(value: object) -> dt.datetime:
+    """Accept only ISO 8601 text (``2026-05-01T09:00:00Z``, ``2026-05-01T10:00+01:00``, ``2026-05-01``):
+    never a bare number (pydantic would read it as seconds since 1970). UTC when no offset is given;
+    returned in UTC. ValueError (value-free wording) otherwise, or when the time in UTC would fall
+    outside the years 1-9999 (an extreme offset on the first or last day)."""
+    if not isinstance(value, str) or not _ISO_DATE_TIME.fullmatch(value.strip()):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-05-01T09:00:00Z (not a number)")
+    text = value.strip()
+    try:
+        parsed = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+    except ValueError:
+        raise ValueError("is not a real date and time (check the day, month, hour and offset)") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    try:
+        return parsed.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is outside the years 0001-9999 once converted to UTC") from None
+
+
+#: A date-time parameter: ISO 8601 text only, returned as an aware UTC datetime (see _iso_date_time).
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_date_time)]
 
 
 def _plausible_birth_date(value: dt.date) -> dt.date:

@@ -11,6 +11,7 @@ from familyctx_gateway.api.schemas.requests import Purpose
 
 __all__ = [
     "Address",
+    "BreakGlassInUse",
     "Candidate",
     "CouncilSearchState",
     "DatasetFreshness",
@@ -214,10 +215,26 @@ class Candidate(BaseModel):
     possible_matches: list[PossibleMatch] = Field(default_factory=list)
 
 
+class BreakGlassInUse(BaseModel):
+    """The break-glass grant a response was given under (the request sent its ``break_glass_id``):
+    ``id`` (the break_glass_id) and ``expires_at``. Every council asked was told it is break glass."""
+
+    id: str
+    expires_at: dt.datetime
+
+
+_BREAK_GLASS = Field(
+    default=None,
+    description="Set when this answer was given under a break-glass grant (the request's break_glass_id): "
+    "its id and when it expires. Null for an ordinary request.",
+)
+
+
 class SearchResponse(BaseModel):
     request_id: str
     purpose: Purpose
     case_reference: str
+    break_glass: BreakGlassInUse | None = _BREAK_GLASS
     candidates: list[Candidate]
     sources: list[SourceStatus]
 
@@ -304,6 +321,7 @@ class FamilyContextResponse(BaseModel):
     request_id: str
     purpose: Purpose
     case_reference: str
+    break_glass: BreakGlassInUse | None = _BREAK_GLASS
     subject_person_id: str | None = None  # None when the subject's council did not answer
     people: list[FamilyPerson]
     relationships: list[Relationship]

@@ -1,0 +1,1 @@
+"""Alembic revisions of the adapter's disclosure log, oldest first."""
