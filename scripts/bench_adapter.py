@@ -134,8 +134,12 @@ def sample_people(
 
 
 def trust_env(pki: DevPki) -> dict[str, str]:
-    """Environment overrides pointing the adapter's tls and gateway settings at ``pki``'s files."""
+    """Environment overrides pointing the adapter's tls, gateway and disclosure-log settings at ``pki``'s
+    files; the disclosure log is a SQLite file beside them (the adapter commits one record per answer)."""
+    disclosure_db = pki.ca_cert.parent / "disclosure-bench.sqlite"
     return {
+        "FAMILYCTX_ADAPTER_DISCLOSURE_LOG__DATABASE_URL": f"sqlite:///{disclosure_db}",
+        "FAMILYCTX_ADAPTER_DISCLOSURE_LOG__SIGNING_KEY_FILE": str(pki.adapter_audit_key(STOCKPORT)),
         "FAMILYCTX_ADAPTER_TLS__CERT_FILE": str(pki.adapter_cert(STOCKPORT)),
         "FAMILYCTX_ADAPTER_TLS__KEY_FILE": str(pki.adapter_key(STOCKPORT)),
         "FAMILYCTX_ADAPTER_TLS__CLIENT_CA_FILE": str(pki.ca_cert),

@@ -51,7 +51,8 @@ _PACKAGE = Path(__file__).resolve().parent / "policies"
 DEFAULT_POLICY_FILE = _PACKAGE / "access.cedar"
 SCHEMA_FILE = _PACKAGE / "access.cedarschema"
 
-#: The order in which a principal's roles are tried (interfaces.md); the first permitted one is used.
+#: The order in which a principal's roles are tried (docs/access-control.md, "Roles"); the first permitted
+#: one is used.
 ROLE_ORDER = ("social_worker", "team_manager", "administrator", "service_client", "ig_officer")
 
 #: Every action, with what it means in a refusal ("Your role may not <...>").
@@ -210,6 +211,11 @@ class AccessPolicy:
             raise _config_error(source, problems)
         self.purpose_restrictions = tuple(self._ids[p] for p in policies if p not in lifted)
         self._lifted = cedarpy.PolicySet.from_json_str(json.dumps({**est, "staticPolicies": lifted}))
+
+    @property
+    def policy_ids(self) -> tuple[str, ...]:
+        """The ``@id`` of every policy, in file order."""
+        return tuple(self._ids[pid] for pid in sorted(self._ids, key=lambda p: int(p.removeprefix("policy"))))
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> AccessPolicy:

@@ -173,6 +173,14 @@ def _describe_failure(
                     "adapter not reachable: it closed the connection during setup (it may not accept the "
                     "gateway's client certificate)"
                 )
+            # The adapter's own fixed wording (familyctx_adapter.errors), never personal data.
+            if "disclosure log unavailable" in details:
+                return SourceState.unavailable, (
+                    "the adapter answered but could not record the disclosure in its own log, so it sent "
+                    "nothing (fail closed)"
+                )
+            if "warehouse did not answer" in details:
+                return SourceState.unavailable, "the council's warehouse did not answer"
             return SourceState.unavailable, "adapter not reachable"
         if code == grpc.StatusCode.UNAUTHENTICATED:
             # The gateway itself was refused (its certificate or assertion): a fault for the operators.

@@ -7,16 +7,19 @@ rows written with each entry in the same transaction: ``audit_events`` (one per 
 outcome), ``audit_subjects`` (one per subject searched for or returned: council, local id, NHS number,
 normalised name keys, date of birth, postcode) and ``audit_councils`` (one per council asked: its state).
 
-**Scope.** An IG officer of council X sees a record when X is the worker's organisation (the requesting
-council), or X was asked in that request (an ``audit_councils`` row), or one of the record's subjects is
-held by X (an ``audit_subjects`` row): each council sees every access to its own data (domain.md), and
-every access its own staff made. Such a record is shown whole, other councils' parts included: it is
-one piece of evidence, hashed as a whole into the log.
+**Scope.** An IG officer of council X sees the records of requests made by X's staff, in full, and the
+records naming a council record of X or searching for a person X holds (per the index), as a partial
+view limited to X's part (:mod:`familyctx_gateway.audit_scope`). Being asked is not enough: every search
+asks every council.
 
 **Subjects.** A person is found by NHS number, or by given name, family name and date of birth compared
-on the normalised keys (:func:`familyctx.identifiers.name_match_key`). The council records so found
-(council, local person id) then find every record naming that council record, so a family-context
-request that named only ``{gss_code, local_person_id}`` is found too.
+on the normalised keys (:func:`familyctx.identifiers.name_match_key`). The index links the two: a subject
+row carrying the NHS number and the names and date of birth makes a query by either find records naming
+the other (an NHS-number-only lookup is found by name and date of birth, and a names-only lookup by NHS
+number, with no conflicting NHS number). The council records (council, local person id) so found then
+find every record naming that council record, so a family-context request that named only
+``{gss_code, local_person_id}`` is found too. Only the subject rows the asking IG officer's view shows
+are matched on: a partial view's hidden rows neither find records nor link identities.
 
 All times are timezone-aware UTC. Blocking calls: run them in a worker thread from async code.
 """
@@ -31,7 +34,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from familyctx.auditlog.engine import READ_ONLY
+from familyctx.auditlog.log import payload_bytes
 from familyctx.identifiers import name_match_key
+from familyctx_gateway.audit_scope import COUNCIL_COLUMN, ScopeRules, visible_row
 
 __all__ = [
     "CSV_COLUMNS",
@@ -52,8 +57,6 @@ __all__ = [
 
 #: At most this many council records are taken as "the same person" for one subject query.
 MAX_IDENTITIES = 500
-#: The column of ``audit_subjects`` / ``audit_councils`` naming the council (GSS code).
-COUNCIL_COLUMN = "gss"
 
 
 def read_only(engine: sa.Engine) -> sa.Connection:
@@ -112,14 +115,16 @@ class SubjectQuery:
 @dataclass(frozen=True, slots=True)
 class SubjectMatch:
     """How a :class:`SubjectQuery` is found in the index. A record names the person when one of its
-    subject rows: matches the query directly (NHS number, or names and date of birth); or, for an NHS
-    number query, has the names and date of birth of a row that matched it (``names``: (given key, family
-    key, date of birth)) and no other NHS number (the probable-link rule of record linkage); or is one of
-    the council records (``identities``: (GSS code, local person id)) those rows carry."""
+    subject rows: matches the query directly (NHS number, or names and date of birth); or has the names
+    and date of birth of a row that matched (``names``: (given key, family key, date of birth)) and no
+    other NHS number (the probable-link rule of record linkage); or has an NHS number a matching row
+    carried (``nhs_numbers``: for a query by names, the index linking them to an NHS number); or is one
+    of the council records (``identities``: (GSS code, local person id)) those rows carry."""
 
     subject: SubjectQuery
     names: tuple[tuple[str, str, dt.date], ...]
     identities: tuple[tuple[str, str], ...]
+    nhs_numbers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +133,8 @@ class AuditFilter:
 
     ``user``: the worker's token ``sub``; ``since``/``until``: ``occurred_at`` from (inclusive) / to
     (exclusive), aware datetimes; ``council``: GSS code, matched as the worker's organisation OR a council
-    asked OR a council holding a subject; ``outcome``: success / partial / denied / error;
-    ``record_class``: access / break_glass / ig_access.
+    whose record the record names OR (in full views) a council asked; ``outcome``: success / partial /
+    denied / error; ``record_class``: access / break_glass / ig_access.
     """
 
     user: str | None = None
@@ -146,15 +151,18 @@ class AuditFilter:
 
 @dataclass(frozen=True, slots=True)
 class EventView:
-    """One record as the index describes it. ``event``: the ``audit_events`` row (column -> value,
-    times UTC); ``subjects`` / ``councils``: its ``audit_subjects`` / ``audit_councils`` rows (without
-    ``seq`` and surrogate ``id``)."""
+    """One record as the index describes it, as the asking council may see it. ``event``: the
+    ``audit_events`` row (column -> value, times UTC); ``subjects`` / ``councils``: its
+    ``audit_subjects`` / ``audit_councils`` rows (without ``seq`` and surrogate ``id``); ``partial``:
+    True when the view is limited to the asking council's part (:mod:`familyctx_gateway.audit_scope`:
+    other councils' subjects and states, and the response hash, left out)."""
 
     seq: int
     record_class: str
     event: Mapping[str, Any]
     subjects: list[dict[str, Any]] = field(default_factory=list)
     councils: list[dict[str, Any]] = field(default_factory=list)
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +175,10 @@ class EventPage:
 
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
-    """One log entry in full: ``payload`` (the canonical bytes that were hashed; None once redacted
-    under retention), ``leaf_hash`` (32 bytes), ``recorded_at`` / ``redacted_at`` (UTC), and its index."""
+    """One log entry: ``payload`` (the canonical bytes that were hashed; None once redacted under
+    retention), ``leaf_hash`` (32 bytes, of the whole record), ``recorded_at`` / ``redacted_at`` (UTC),
+    and its index. When ``view.partial``, ``payload`` holds other councils' data: never show it whole
+    (:func:`familyctx_gateway.audit_scope.partial_record`)."""
 
     view: EventView
     recorded_at: dt.datetime
@@ -178,7 +188,8 @@ class StoredRecord:
 
 
 class AuditIndex:
-    """The audit tables the IG API reads, looked up by their agreed names in ``metadata``.
+    """The audit tables the IG API reads, looked up by their agreed names in ``metadata``, and the scope
+    rules over them (:class:`familyctx_gateway.audit_scope.ScopeRules`).
 
     Raises KeyError naming the missing table when ``metadata`` lacks one.
     """
@@ -191,17 +202,17 @@ class AuditIndex:
         self.councils = tables["audit_councils"]
         self.subject_council = self.subjects.c[COUNCIL_COLUMN]
         self.council_code = self.councils.c[COUNCIL_COLUMN]
+        self.rules = ScopeRules(self.events, self.subjects, self.councils)
 
     def in_scope(self, council: str) -> sa.ColumnElement[bool]:
-        """Records IG officers of ``council`` may see (see the module docstring)."""
-        seq = self.events.c.seq
-        # Aliases: the caller's query may join audit_subjects itself; only audit_events correlates.
-        asked, held = self.councils.alias("scope_councils"), self.subjects.alias("scope_subjects")
-        return sa.or_(
-            self.events.c.organisation == council,
-            sa.exists().where(asked.c.seq == seq, asked.c[COUNCIL_COLUMN] == council),
-            sa.exists().where(held.c.seq == seq, held.c[COUNCIL_COLUMN] == council),
-        )
+        """Records IG officers of ``council`` may see, in full or partially (correlated on
+        ``audit_events``; see :mod:`familyctx_gateway.audit_scope`)."""
+        return self.rules.in_scope(council)
+
+    def visible_subject(self, council: str, row: Any = None) -> sa.ColumnElement[bool]:
+        """Subject ``row`` (``audit_subjects`` or an alias; default the table) shows in ``council``'s
+        view of its record; the query must join ``audit_events`` on ``seq``."""
+        return self.rules.visible_subject(council, self.subjects if row is None else row, self.events)
 
 
 _ENTRY_COLUMNS = ("entry_recorded_at", "entry_payload", "entry_leaf_hash", "entry_redacted_at")
@@ -247,38 +258,62 @@ class AuditQueries:
             terms.append(self._named(subject.given_name_key, subject.family_name_key, subject.date_of_birth))
         return sa.or_(*terms)
 
-    def resolve(self, conn: sa.Connection, subject: SubjectQuery) -> SubjectMatch:
-        """Resolve ``subject`` to what identifies them in the index (see :class:`SubjectMatch`)."""
+    def _visible_rows(self, query: sa.Select[Any], scope: str) -> sa.Select[Any]:
+        """``query`` over ``audit_subjects`` limited to rows ``scope`` may see, in records it may see
+        (joined to an alias of ``audit_events``, so it nests in a query over ``audit_events``)."""
+        s, e = self.index.subjects, self.index.events.alias("subject_event")
+        rules = self.index.rules
+        return query.join_from(s, e, e.c.seq == s.c.seq).where(
+            rules.in_scope(scope, e), rules.visible_subject(scope, s, e)
+        )
+
+    def resolve(self, conn: sa.Connection, subject: SubjectQuery, scope: str) -> SubjectMatch:
+        """Resolve ``subject`` to what identifies them in the subject rows ``scope`` may see (see
+        :class:`SubjectMatch`)."""
         s = self.index.subjects.c
         council = self.index.subject_council
-        query = sa.select(council, s.local_person_id, s.given_name_key, s.family_name_key, s.date_of_birth)
+        query = sa.select(
+            council, s.local_person_id, s.given_name_key, s.family_name_key, s.date_of_birth, s.nhs_number
+        )
+        query = self._visible_rows(query, scope)
         rows = conn.execute(query.where(self._direct(subject)).distinct().limit(MAX_IDENTITIES)).all()
         names = {
             (str(r.given_name_key), str(r.family_name_key), r.date_of_birth)
             for r in rows
             if r.given_name_key and r.family_name_key and r.date_of_birth is not None
         }
+        nhs_numbers: set[str] = set()
         if subject.nhs_number is not None and names:
             # Same names and date of birth, no other NHS number: the probable-link rule of linkage.py.
             no_conflict = sa.or_(s.nhs_number.is_(None), s.nhs_number == subject.nhs_number)
             found = sa.or_(*(self._named(*key) for key in sorted(names)))
             more = query.where(found, no_conflict).distinct().limit(MAX_IDENTITIES)
             rows = [*rows, *conn.execute(more).all()]
+        elif subject.nhs_number is None:
+            # By names: the NHS numbers the index holds for rows with those names link NHS-only lookups.
+            nhs_numbers = {str(r.nhs_number) for r in rows if r.nhs_number}
+            if nhs_numbers:
+                more = query.where(s.nhs_number.in_(sorted(nhs_numbers))).distinct().limit(MAX_IDENTITIES)
+                rows = [*rows, *conn.execute(more).all()]
         identities = sorted({(str(r[0]), str(r[1])) for r in rows if r[0] is not None and r[1] is not None})
-        return SubjectMatch(subject, tuple(sorted(names)), tuple(identities[:MAX_IDENTITIES]))
+        return SubjectMatch(
+            subject, tuple(sorted(names)), tuple(identities[:MAX_IDENTITIES]), tuple(sorted(nhs_numbers))
+        )
 
-    def _subject_seqs(self, match: SubjectMatch) -> sa.Select[Any]:
+    def _subject_seqs(self, match: SubjectMatch, scope: str) -> sa.Select[Any]:
         s = self.index.subjects.c
         terms = [self._direct(match.subject)]
         if match.subject.nhs_number is not None and match.names:
             no_conflict = sa.or_(s.nhs_number.is_(None), s.nhs_number == match.subject.nhs_number)
             terms.append(sa.and_(no_conflict, sa.or_(*(self._named(*key) for key in match.names))))
+        if match.nhs_numbers:
+            terms.append(s.nhs_number.in_(match.nhs_numbers))
         by_council: dict[str, list[str]] = {}
         for gss, local in match.identities:
             by_council.setdefault(gss, []).append(local)
         for gss, locals_ in by_council.items():
             terms.append(sa.and_(self.index.subject_council == gss, s.local_person_id.in_(locals_)))
-        return sa.select(s.seq).where(sa.or_(*terms))
+        return self._visible_rows(sa.select(s.seq), scope).where(sa.or_(*terms))
 
     # -- searching --------------------------------------------------------------------------------
 
@@ -304,34 +339,48 @@ class AuditQueries:
         if flt.record_class is not None:
             query = query.where(e.record_class == flt.record_class)
         if flt.council is not None:
-            query = query.where(self.index.in_scope(flt.council))
+            query = query.where(self.index.rules.involving(flt.council, scope))
         if flt.subject is not None:
-            query = query.where(e.seq.in_(self._subject_seqs(self.resolve(conn, flt.subject))))
+            match = self.resolve(conn, flt.subject, scope)
+            query = query.where(e.seq.in_(self._subject_seqs(match, scope)))
         return query
 
     def _base(self) -> sa.Select[Any]:
         return sa.select(self.index.events)
 
-    def _views(self, conn: sa.Connection, rows: Sequence[Any], skip: Sequence[str] = ()) -> list[EventView]:
+    def _views(
+        self, conn: sa.Connection, rows: Sequence[Any], scope: str, skip: Sequence[str] = ()
+    ) -> list[EventView]:
         seqs = [int(row.seq) for row in rows]
+        full = {int(row.seq): row.organisation == scope for row in rows}
         subjects: dict[int, list[dict[str, Any]]] = {seq: [] for seq in seqs}
         councils: dict[int, list[dict[str, Any]]] = {seq: [] for seq in seqs}
         if seqs:
             s, c = self.index.subjects, self.index.councils
             for row in conn.execute(sa.select(s).where(s.c.seq.in_(seqs)).order_by(*_insert_order(s))):
-                subjects[int(row.seq)].append(_row_dict(row, ("seq", "id")))
+                subject = _row_dict(row, ("seq", "id"))
+                if visible_row(subject, scope=scope, full=full[int(row.seq)]):
+                    subjects[int(row.seq)].append(subject)
             for row in conn.execute(sa.select(c).where(c.c.seq.in_(seqs)).order_by(*_insert_order(c))):
-                councils[int(row.seq)].append(_row_dict(row, ("seq", "id")))
-        return [
-            EventView(
-                seq=int(row.seq),
-                record_class=str(row.record_class),
-                event=_row_dict(row, skip),
-                subjects=subjects[int(row.seq)],
-                councils=councils[int(row.seq)],
+                if full[int(row.seq)] or row._mapping[COUNCIL_COLUMN] == scope:
+                    councils[int(row.seq)].append(_row_dict(row, ("seq", "id")))
+        views = []
+        for row in rows:
+            seq = int(row.seq)
+            event = _row_dict(row, skip)
+            if not full[seq]:
+                event["response_sha256"] = None  # a hash of other councils' data too
+            views.append(
+                EventView(
+                    seq=seq,
+                    record_class=str(row.record_class),
+                    event=event,
+                    subjects=subjects[seq],
+                    councils=councils[seq],
+                    partial=not full[seq],
+                )
             )
-            for row in rows
-        ]
+        return views
 
     def search(
         self, flt: AuditFilter, *, scope: str, before: int | None = None, limit: int = 50
@@ -344,7 +393,7 @@ class AuditQueries:
             if before is not None:
                 query = query.where(seq < before)
             rows = conn.execute(query.order_by(seq.desc()).limit(limit + 1)).all()
-            page = self._views(conn, rows[:limit])
+            page = self._views(conn, rows[:limit], scope)
         return EventPage(page, page[-1].seq if len(rows) > limit else None)
 
     def iter_search(self, flt: AuditFilter, *, scope: str, chunk: int = 500) -> Iterator[list[EventView]]:
@@ -359,16 +408,18 @@ class AuditQueries:
                 return
             before = page.next_before
 
-    def subject_identities(self, subject: SubjectQuery) -> list[tuple[str, str]]:
-        """The council records ``(gss_code, local_person_id)`` taken as ``subject`` (sorted; at most
-        :data:`MAX_IDENTITIES`)."""
+    def subject_identities(self, subject: SubjectQuery, *, scope: str) -> list[tuple[str, str]]:
+        """The council records ``(gss_code, local_person_id)`` taken as ``subject`` in the subject rows
+        ``scope`` may see (sorted; at most :data:`MAX_IDENTITIES`)."""
         with read_only(self.engine) as conn:
-            return list(self.resolve(conn, subject).identities)
+            return list(self.resolve(conn, subject, scope).identities)
 
     # -- one record -------------------------------------------------------------------------------
 
     def record(self, seq: int, *, scope: str) -> StoredRecord | None:
-        """The entry ``seq`` with its index, or None when there is none or ``scope`` may not see it."""
+        """The entry ``seq`` with its index, or None when there is none or ``scope`` may not see it.
+        In a partial view (``view.partial``) show only
+        :func:`familyctx_gateway.audit_scope.partial_record` of the payload."""
         entries = self.index.entries
         query = self._base().join_from(self.index.events, entries, entries.c.seq == self.index.events.c.seq)
         query = query.add_columns(
@@ -382,11 +433,11 @@ class AuditQueries:
             row = conn.execute(query).first()
             if row is None:
                 return None
-            view = self._views(conn, [row], skip=_ENTRY_COLUMNS)[0]
+            view = self._views(conn, [row], scope, skip=_ENTRY_COLUMNS)[0]
         return StoredRecord(
             view=view,
             recorded_at=utc(row.entry_recorded_at),
-            payload=bytes(row.entry_payload) if row.entry_payload is not None else None,
+            payload=payload_bytes(row.entry_payload),  # text left by a hand edit: no 500
             leaf_hash=bytes(row.entry_leaf_hash),
             redacted_at=_utc_or_none(row.entry_redacted_at),
         )
@@ -415,6 +466,7 @@ CSV_COLUMNS = (
     "subjects",
     "request_id",
     "trace_id",
+    "view",
 )
 
 #: First characters a spreadsheet may read as a formula or a control (OWASP, "CSV Injection").
@@ -454,11 +506,13 @@ def _subject_text(subject: Mapping[str, Any]) -> str:
 
 def csv_row(view: EventView) -> list[str]:
     """One CSV row (:data:`CSV_COLUMNS`) for ``view``; ``councils`` as ``GSS=state`` and ``subjects`` as
-    ``GSS/local id [nhs=N]`` joined with ``; ``. Every cell through :func:`csv_cell`."""
+    ``GSS/local id [nhs=N]`` joined with ``; ``; ``view``: ``full`` or ``partial`` (only the asking
+    council's part, :mod:`familyctx_gateway.audit_scope`). Every cell through :func:`csv_cell`."""
     e = view.event
     values: dict[str, object] = {name: e.get(name) for name in CSV_COLUMNS}
     values["seq"] = view.seq
     values["record_class"] = view.record_class
+    values["view"] = "partial" if view.partial else "full"
     values["councils"] = "; ".join(f"{c.get(COUNCIL_COLUMN)}={c.get('state')}" for c in view.councils)
     values["subjects"] = "; ".join(_subject_text(s) for s in view.subjects)
     return [csv_cell(values[name]) for name in CSV_COLUMNS]

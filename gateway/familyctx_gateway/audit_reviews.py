@@ -8,6 +8,14 @@ written as an ``ig_access`` record of the audit log whose payload carries ``revi
 note}``; its ``audit_reviews`` row is derived from that record in the same transaction
 (:func:`familyctx_gateway.audit_record.index_rows`), so a review cannot exist outside the log.
 
+**One review per council**, across gateway processes: a review is not group-committed with other
+requests' records but committed by :func:`commit_review` in a transaction of its own that appends the
+record (taking the log's tree-state lock: ``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
+on SQLite), then checks under that lock that the council has not reviewed the grant, then writes the
+index rows; a second review rolls back (no record, no seq used) and is answered 409. The unique index
+``uq_audit_reviews_grant_council`` on ``(grant_id, reviewer_organisation)`` is the backstop. So a
+duplicate can never fail other requests' records in a shared batch.
+
 Blocking calls (SQLAlchemy Core): run them in a worker thread from async code.
 """
 
@@ -18,10 +26,55 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
+from familyctx_gateway.audit import AuditStore, write_index
 from familyctx_gateway.audit_queries import AuditIndex, read_only, utc
+from familyctx_gateway.audit_record import AuditEvent, audit_payload
+from familyctx_gateway.audit_schema import audit_reviews
 
-__all__ = ["GrantForReview", "ReviewQueue", "ReviewStatus", "StoredReview"]
+__all__ = ["GrantForReview", "ReviewExists", "ReviewQueue", "ReviewStatus", "StoredReview", "commit_review"]
+
+#: Longest a review waits for the log's lock on PostgreSQL before failing (503); SQLite's busy timeout
+#: plays that part there.
+REVIEW_LOCK_TIMEOUT_SECONDS = 10
+
+
+class ReviewExists(Exception):
+    """The reviewing council has already reviewed this grant (nothing was written)."""
+
+
+def commit_review(store: AuditStore, event: AuditEvent) -> int:
+    """Commit the ``ig_access`` record of a review (``event.review`` = ``{break_glass_id, note}``) with
+    its index rows in a transaction of its own, unless the reviewer's council (``event.organisation``)
+    has already reviewed the grant; returns its ``seq``. Blocking.
+
+    Raises :class:`ReviewExists` (rolled back: no record), ``ValueError`` for an event without a review,
+    SQLAlchemy errors when the database fails (the caller answers 503)."""
+    if event.review is None:
+        raise ValueError("the event carries no review")
+    payload = audit_payload(event)
+    grant_id = str(event.review["break_glass_id"])
+    reviewed = (
+        sa.select(audit_reviews.c.id)
+        .where(
+            audit_reviews.c.grant_id == grant_id, audit_reviews.c.reviewer_organisation == event.organisation
+        )
+        .limit(1)
+    )
+    with store.engine.connect() as conn:
+        try:
+            with conn.begin():  # SQLite: BEGIN IMMEDIATE (the log engine's begin listener)
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{REVIEW_LOCK_TIMEOUT_SECONDS}s'")
+                [seq] = store.log.append(conn, [(event.record_class.value, payload)])  # the tree-state lock
+                if conn.execute(reviewed).first() is not None:
+                    raise ReviewExists()
+                write_index(conn, [(seq, payload)])
+        except IntegrityError:  # the unique index: a review committed by a writer not taking the lock
+            raise ReviewExists() from None
+    return seq
+
 
 ReviewStatus = Literal["unreviewed", "reviewed"]
 

@@ -148,12 +148,15 @@ audit_reviews = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     # The ig_access record of the review (the note is in its payload too).
     sa.Column("seq", sa.BigInteger, sa.ForeignKey(_SEQ_FK), nullable=False, index=True),
-    # No foreign key on purpose: a review row is written in a group commit shared with other requests'
-    # records, which a constraint failure would fail too; the review endpoint checks the grant exists.
+    # No foreign key: the review endpoint checks the grant exists. A review is committed in a transaction
+    # of its own (familyctx_gateway.audit_reviews.commit_review), never in a group commit shared with
+    # other requests' records, so the unique index below refuses a second review by one council alone.
     sa.Column("grant_id", sa.String(36), nullable=False, index=True),
     sa.Column("reviewer_sub", sa.String(200), nullable=False),
     sa.Column("reviewer_name", sa.String(200), nullable=False),
     sa.Column("reviewer_organisation", sa.String(20), nullable=False),
     sa.Column("reviewed_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("note", sa.Text, nullable=False),
+    # One review per grant and reviewing council (migration 0003), across every gateway process.
+    sa.Index("uq_audit_reviews_grant_council", "grant_id", "reviewer_organisation", unique=True),
 )

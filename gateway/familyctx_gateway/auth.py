@@ -30,9 +30,9 @@ log = logging.getLogger("familyctx_gateway.auth")
 MAX_TOKEN_CHARS = 16 * 1024
 #: Longest identifier kept for the audit record (its columns are 200 characters).
 _MAX_ID_CHARS = 200
-#: The roles of this service (interfaces.md). A token's other roles (a provider's own, such as
-#: Keycloak's ``offline_access``, or anything else) are dropped when the token is read: they never reach
-#: the policy, the audit record, a response or a log line (only their count is logged).
+#: The roles of this service (docs/access-control.md, "Roles"). A token's other roles (a provider's own,
+#: such as Keycloak's ``offline_access``, or anything else) are dropped when the token is read: they never
+#: reach the policy, the audit record, a response or a log line (only their count is logged).
 ROLES = ("social_worker", "team_manager", "ig_officer", "administrator", "service_client")
 
 
@@ -50,7 +50,7 @@ class NoRoles(Forbidden):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is asking, from a validated access token (claims per interfaces.md).
+    """Who is asking, from a validated access token (claims: docs/access-control.md, "Identity and tokens").
 
     ``sub``: subject; ``organisation``: GSS code of the user's council (empty for service clients);
     ``roles``: the token's roles that are roles of this service (:data:`ROLES`), in token order;

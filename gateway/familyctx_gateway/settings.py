@@ -153,13 +153,14 @@ class AdapterTarget(_Section):
 
 
 class AssertionSettings(_Section):
-    """How the gateway signs the per-request assertion it sends each adapter (interfaces.md).
+    """How the gateway signs the per-request assertion it sends each adapter (docs/access-control.md,
+    "What the assertion says").
 
     ``issuer``: the ``iss`` claim, which every adapter's ``gateway.issuer`` must equal;
     ``signing_key_file``: a private EC P-256 JWK (RFC 7517, JSON, with ``kid``); ``ttl_seconds``: the
     assertion's lifetime (``exp - iat``), 1-300 seconds; ``additional_jwks_files``: public JWK Sets to
-    publish as well (key rotation, docs/deployment.md). Files are read when the app is created
-    (:mod:`familyctx_gateway.adapter_trust`), not here.
+    publish as well (key rotation: docs/access-control.md, "Rotating keys and certificates"). Files are
+    read when the app is created (:mod:`familyctx_gateway.adapter_trust`), not here.
     """
 
     issuer: str = Field(min_length=1)
@@ -211,7 +212,7 @@ class AuditSettings(_Section):
     after which a record's content is redacted (its hash stays, so the log still verifies).
     ``log_id``: the name signed into every tree head. ``flag_daily_records``: the IG API flags a
     worker's UTC day for review when their requests named more distinct council records than this
-    (``GET /v1/audit/flags``, docs/ig-api.md).
+    (``GET /v1/audit/flags``; docs/audit.md, "Records flagged for review").
     """
 
     database_url: str = "sqlite:///var/demo/audit.sqlite"

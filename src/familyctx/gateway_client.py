@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 __all__ = [
+    "ABOUT_BREAK_GLASS_GRANT",
     "CLI_CLIENT_ID",
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_ISSUER",
@@ -44,28 +45,52 @@ class TokenRequestError(ClientError):
     """The provider refused the token request (RFC 6749 section 5.2 error) or answered oddly."""
 
 
+#: What a status usually means when nothing more specific applies (:meth:`GatewayHttpError.hint`).
+_HINTS = {
+    400: "the request body could not be read as JSON",
+    401: "the access token was refused: get a fresh one with `familyctx token --user NAME`",
+    403: "your role may not make this request",
+    404: "nothing by that id: search again and choose a result",
+    413: "the request is too large",
+    422: "the request is not valid",
+    503: "the gateway could not record the audit entry, so it returned no data; try again later",
+}
+#: What ``about`` is for a call about one break-glass grant (``GET /v1/break-glass/{id}``).
+ABOUT_BREAK_GLASS_GRANT = "break_glass_grant"
+
+
 @dataclass
 class GatewayHttpError(ClientError):
-    """The gateway answered with a 4xx/5xx. ``errors``: per-field problems of a 422."""
+    """The gateway answered with a 4xx/5xx. ``detail``: the gateway's message (ErrorResponse ``detail``);
+    ``errors``: per-field problems of a 422; ``about``: what the call was about when that changes what an
+    error means (:data:`ABOUT_BREAK_GLASS_GRANT`), "" otherwise."""
 
     status: int
     detail: str
     errors: list[dict[str, str]] = field(default_factory=list)
     request_id: str | None = None
+    about: str = ""
+
+    def hint(self) -> str | None:
+        """What to do, picked from the status, the call and the gateway's own message: a 404 for a
+        break-glass grant means no grant of yours has that id; a 403 that refuses the break-glass grant
+        sent (another case, purpose or worker, or expired: the message says which) is not about your
+        role. None when there is nothing to add."""
+        about_grant = "break-glass grant" in self.detail.lower()
+        if self.status == 404 and (self.about == ABOUT_BREAK_GLASS_GRANT or about_grant):
+            return (
+                "no break-glass grant of yours has that id: check the id that `familyctx break-glass open` "
+                "printed; another worker's grant is never shown"
+            )
+        if self.status == 403 and about_grant:
+            return "it is the break-glass grant that was refused, not your role: the message says why"
+        return _HINTS.get(self.status)
 
     def __str__(self) -> str:
-        hints = {
-            400: "the request body could not be read as JSON",
-            401: "the access token was refused: get a fresh one with `familyctx token --user NAME`",
-            403: "your role may not make this request",
-            404: "nothing by that id: search again and choose a result",
-            413: "the request is too large",
-            422: "the request is not valid",
-            503: "the gateway could not record the audit entry, so it returned no data; try again later",
-        }
         lines = [f"gateway answered {self.status}: {self.detail}"]
-        if self.status in hints:
-            lines.append(f"({hints[self.status]})")
+        hint = self.hint()
+        if hint:
+            lines.append(f"({hint})")
         lines.extend(f"  - {item.get('field', '?')}: {item.get('message', '')}" for item in self.errors)
         if self.request_id:
             lines.append(f"request id: {self.request_id}")
@@ -163,8 +188,10 @@ class GatewayClient:
         return self._post("/v1/break-glass", body, request_id)
 
     def break_glass(self, break_glass_id: str, *, request_id: str | None = None) -> dict[str, Any]:
-        """``GET /v1/break-glass/{id}``: one of the caller's own grants."""
-        return self._request("GET", f"/v1/break-glass/{break_glass_id}", None, None, request_id)
+        """``GET /v1/break-glass/{id}``: one of the caller's own grants (404, and a hint saying so, when
+        the caller has no grant with that id)."""
+        path = f"/v1/break-glass/{break_glass_id}"
+        return self._request("GET", path, None, None, request_id, about=ABOUT_BREAK_GLASS_GRANT)
 
     def break_glass_notifications(
         self,
@@ -189,6 +216,8 @@ class GatewayClient:
         body: dict[str, Any] | None,
         params: dict[str, Any] | None,
         request_id: str | None,
+        *,
+        about: str = "",
     ) -> dict[str, Any]:
         headers = {"X-Request-ID": request_id or str(uuid.uuid4())}
         try:
@@ -209,5 +238,6 @@ class GatewayClient:
                 detail=str(info.get("detail") or response.reason_phrase or "no detail"),
                 errors=list(info.get("errors") or []),
                 request_id=info.get("request_id") or response.headers.get("x-request-id"),
+                about=about,
             )
         return payload

@@ -5,11 +5,14 @@ state is shown explicitly; the six per-person outcomes of domain.md (records fou
 cohort, withheld, unavailable or timed out, stale) each have their own symbol and colour, so a blank
 is never ambiguous. A partial answer (a council that did not answer) and stale datasets are announced
 in a banner BEFORE the tables, and so is an answer given under break glass (a BREAK GLASS banner and
-header). Nothing is cut with "…": every column folds, and on a terminal narrower than
-:data:`WIDE_LAYOUT_MIN_WIDTH` involvements are printed one block per person so that practitioner
-contact details stay whole on one line. Text that came from elsewhere (a worker's name from their token,
-a reason they typed) is printed as plain text with control and invisible formatting characters escaped
-(:func:`printable`), never as rich markup.
+header). Each dataset state's reason, as its council gave it ("withheld by Manchester policy"), is
+printed once under the per-person states and marked ``[n]`` where it applies; what a policy withheld from
+records it did share ("practitioner phone numbers withheld by Stockport policy") is also said beside
+each involvement, so nothing withheld is silently missing. Nothing is cut with "…": every column
+folds, and on a terminal narrower than :data:`WIDE_LAYOUT_MIN_WIDTH` involvements are printed one block
+per person so that practitioner contact details stay whole on one line. Text that came from elsewhere
+(a worker's name from their token, a reason they typed, a council's reason) is printed as plain text
+with control and invisible formatting characters escaped (:func:`printable`), never as rich markup.
 """
 
 from __future__ import annotations
@@ -148,26 +151,44 @@ def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> 
             if state == "refused" and source.detail:
                 # Refused by its sharing policy, or refused the gateway itself: the detail says which.
                 words = printable(source.detail)
-            line = Text(f"INCOMPLETE: {source.name} ({source.gss_code}) did not answer ({words}): "
-                        f"{_MISSING_WHAT[kind]}.", style="bold red")
+            line = Text(
+                f"INCOMPLETE: {source.name} ({source.gss_code}) did not answer ({words}): "
+                f"{_MISSING_WHAT[kind]}.",
+                style="bold red",
+            )
             lines.append(line)
     for source in sources:
         for dataset in source.datasets:
             if not dataset.stale:
                 continue
-            when = (dataset.refreshed_at.strftime("%Y-%m-%d %H:%M UTC") if dataset.refreshed_at
-                    else "an unknown time")
-            promise = (f" (promised every {_interval(dataset.refresh_interval_seconds)})"
-                       if dataset.refresh_interval_seconds else "")
+            when = (
+                dataset.refreshed_at.strftime("%Y-%m-%d %H:%M UTC")
+                if dataset.refreshed_at
+                else "an unknown time"
+            )
+            promise = (
+                f" (promised every {_interval(dataset.refresh_interval_seconds)})"
+                if dataset.refresh_interval_seconds
+                else ""
+            )
             what = dataset.name or dataset.dataset_id
-            lines.append(Text(f"STALE: {source.name} ({source.gss_code}) {what} data was last refreshed "
-                              f"{when}{promise}: it may be out of date.", style="bold yellow"))
+            lines.append(
+                Text(
+                    f"STALE: {source.name} ({source.gss_code}) {what} data was last refreshed "
+                    f"{when}{promise}: it may be out of date.",
+                    style="bold yellow",
+                )
+            )
     if not lines:
         return None
     incomplete = any(line.plain.startswith("INCOMPLETE") for line in lines)
     title = "PARTIAL ANSWER: not every council answered" if incomplete else "Warning: stale data"
-    return Panel(Text("\n").join(lines), title=title, title_align="left",
-                 border_style="bold red" if incomplete else "bold yellow")
+    return Panel(
+        Text("\n").join(lines),
+        title=title,
+        title_align="left",
+        border_style="bold red" if incomplete else "bold yellow",
+    )
 
 
 def _interval(seconds: int) -> str:
@@ -206,8 +227,9 @@ def _sources_table(sources: list[Any]) -> Table:
         for index, dataset in enumerate(source.datasets):
             refreshed = dataset.refreshed_at.strftime("%Y-%m-%d %H:%M") if dataset.refreshed_at else "unknown"
             line = ("\n" if index else "") + f"{dataset.dataset_id}: {refreshed}"
-            datasets.append(line + (" STALE" if dataset.stale else ""),
-                            style="bold yellow" if dataset.stale else "")
+            datasets.append(
+                line + (" STALE" if dataset.stale else ""), style="bold yellow" if dataset.stale else ""
+            )
         latency = f"{source.latency_ms} ms" if source.latency_ms is not None else ""
         table.add_row(f"{source.name} ({source.gss_code})", state, latency, datasets)
     return table
@@ -232,15 +254,28 @@ def render_search(response: Any, console: Console) -> None:
     banner = completeness_banner(response.sources, kind="search")
     if banner is not None:
         console.print(banner)
-    table = _table(f"Search results ({len(response.candidates)})",
-                   "candidate", "name", "date of birth", "match", "records (council: local id)", "possible")
+    table = _table(
+        f"Search results ({len(response.candidates)})",
+        "candidate",
+        "name",
+        "date of birth",
+        "match",
+        "records (council: local id)",
+        "possible",
+    )
     for candidate in response.candidates:
         first = candidate.records[0] if candidate.records else None
         name = f"{first.given_name} {first.family_name}" if first else ""
         grade = candidate.match_grade.value if candidate.match_grade else "single record"
         possible = ", ".join(f"{p.candidate_id} ({p.match_grade.value})" for p in candidate.possible_matches)
-        table.add_row(candidate.candidate_id, name, _date(first.date_of_birth if first else None),
-                      grade, _records_text(candidate.records), possible)
+        table.add_row(
+            candidate.candidate_id,
+            name,
+            _date(first.date_of_birth if first else None),
+            grade,
+            _records_text(candidate.records),
+            possible,
+        )
     console.print(table)
     console.print(_sources_table(response.sources))
 
@@ -257,21 +292,29 @@ def _people_table(response: Any) -> Table:
             notes.append(f"possible match ({possible.match_grade.value}) in {where}: not merged")
         for council_state in person.council_states:
             if council_state.state.value in ("unavailable", "timed_out", "refused", "error"):
-                notes.append(f"{names.get(council_state.gss_code, council_state.gss_code)} did not answer: "
-                             "any records there are missing")
+                notes.append(
+                    f"{names.get(council_state.gss_code, council_state.gss_code)} did not answer: "
+                    "any records there are missing"
+                )
         name = Text(_person_name(person), style="bold" if person.is_subject else "")
         if person.is_subject:
             name.append(" (subject)", style="bold cyan")
-        table.add_row(person.person_id, name, _date(person.date_of_birth),
-                      f"{grade}, {len(councils)} council(s)", _records_text(person.records),
-                      Text("\n".join(notes), style="yellow"))
+        table.add_row(
+            person.person_id,
+            name,
+            _date(person.date_of_birth),
+            f"{grade}, {len(councils)} council(s)",
+            _records_text(person.records),
+            Text("\n".join(notes), style="yellow"),
+        )
     return table
 
 
 def _relationships_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
     """The subject's relationships, then every other pair once (its inverse is implied)."""
-    table = _table("Relationships (relative is the person's ...)",
-                   "person", "relative", "is their", "recorded by")
+    table = _table(
+        "Relationships (relative is the person's ...)", "person", "relative", "is their", "recorded by"
+    )
     subject = response.subject_person_id
     ordered = sorted(response.relationships, key=lambda r: r.person_id != subject)
     seen: set[frozenset[str]] = set()
@@ -280,11 +323,16 @@ def _relationships_table(response: Any, names: dict[str, str], councils: dict[st
         if pair in seen:
             continue
         seen.add(pair)
-        recorded = ", ".join(sorted({councils.get(p.council_gss_code, p.council_gss_code)
-                                     for p in rel.provenance}))
+        recorded = ", ".join(
+            sorted({councils.get(p.council_gss_code, p.council_gss_code) for p in rel.provenance})
+        )
         kind = rel.type.replace("_", " ") + (f" ({rel.description})" if rel.description else "")
-        table.add_row(names.get(rel.person_id, rel.person_id), names.get(rel.related_person_id,
-                      rel.related_person_id), kind, recorded)
+        table.add_row(
+            names.get(rel.person_id, rel.person_id),
+            names.get(rel.related_person_id, rel.related_person_id),
+            kind,
+            recorded,
+        )
     return table
 
 
@@ -311,14 +359,43 @@ def _dates(inv: Any) -> str:
     return f"{_date(inv.start_date)} – {_date(inv.end_date) or 'open'}"
 
 
+def _withheld_notes(response: Any) -> dict[tuple[str, str, str], str]:
+    """(council GSS code, local person id, dataset id) -> what the council's policy withheld from the
+    records it did share (e.g. "practitioner phone numbers withheld by Stockport policy"): the parts of
+    that dataset state's reason that say "withheld", escaped (:func:`printable`)."""
+    notes = {}
+    for person in response.people:
+        for state in person.dataset_states:
+            parts = [part.strip() for part in state.reason.split(";") if "withheld" in part]
+            if parts and state.state.value != "withheld":
+                key = (state.gss_code, state.local_person_id, state.dataset_id)
+                notes[key] = printable("; ".join(parts))
+    return notes
+
+
+def _involvement_note(inv: Any, notes: dict[tuple[str, str, str], str]) -> str:
+    return notes.get((inv.gss_code, inv.local_person_id, inv.dataset_id), "")
+
+
 def _involvements_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
-    """Wide terminals: one row per involvement."""
+    """Wide terminals: one row per involvement; what a council's policy withheld from it is said under
+    the practitioner."""
     table = _table("Involvements", "person", "service", "status", "dates", "practitioner", "council / source")
+    notes = _withheld_notes(response)
     for inv in _ordered_involvements(response):
         source = source_label(councils.get(inv.gss_code, inv.gss_code), inv.provenance)
         service = inv.service + (f"\n{inv.summary}" if inv.summary else "")
-        table.add_row(names.get(inv.person_id, inv.person_id), service, _status_text(inv), _dates(inv),
-                      _practitioner_text(inv), source)
+        practitioner = _practitioner_text(inv)
+        if note := _involvement_note(inv, notes):
+            practitioner.append(f"\n{note}", style="magenta")
+        table.add_row(
+            names.get(inv.person_id, inv.person_id),
+            service,
+            _status_text(inv),
+            _dates(inv),
+            practitioner,
+            source,
+        )
     return table
 
 
@@ -326,6 +403,7 @@ def _involvements_by_person(response: Any, names: dict[str, str], councils: dict
     """Narrow terminals: one panel per person, one labelled block per involvement, values whole."""
     panels: list[RenderableType] = [Text("Involvements", style="italic")]
     by_person: dict[str, list[Any]] = defaultdict(list)
+    notes = _withheld_notes(response)
     for inv in _ordered_involvements(response):
         by_person[inv.person_id].append(inv)
     for person_id, involvements in by_person.items():
@@ -341,16 +419,24 @@ def _involvements_by_person(response: Any, names: dict[str, str], councils: dict
             if inv.summary:
                 grid.add_row("summary", inv.summary)
             grid.add_row("practitioner", _practitioner_text(inv))
+            if note := _involvement_note(inv, notes):
+                grid.add_row("withheld", Text(note, style="magenta"))
             grid.add_row("source", source_label(councils.get(inv.gss_code, inv.gss_code), inv.provenance))
         panels.append(Panel(grid, title=names.get(person_id, person_id), title_align="left"))
     return Group(*panels)
 
 
-def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
-    """Per person, per council: the council state, or each dataset's own state."""
+def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Group:
+    """Per person, per council: the council state, or each dataset's own state, marked ``[n]`` when the
+    council gave a reason (e.g. "withheld by Manchester policy"); the reasons follow the table, each once,
+    printed whole (escaped, :func:`printable`), so nothing withheld is silently missing."""
     codes = [s.gss_code for s in response.sources]
-    table = _table("What each source said, per person",
-                   "person", *(councils.get(code, code) for code in codes))
+    table = _table(
+        "What each source said, per person (\\[n]: the council's reason, below)",
+        "person",
+        *(councils.get(code, code) for code in codes),
+    )
+    reasons: dict[str, int] = {}
     for person in response.people:
         by_council: dict[str, list[Any]] = defaultdict(list)
         for state in person.dataset_states:
@@ -364,6 +450,9 @@ def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]
                 for ds in sorted(datasets, key=lambda d: d.dataset_id):
                     cell.append(f"{ds.dataset_id}: ")
                     cell.append_text(state_label(ds.state.value))
+                    if ds.reason:
+                        number = reasons.setdefault(printable(ds.reason), len(reasons) + 1)
+                        cell.append(f" [{number}]", style="bold")
                     cell.append("\n")
             elif code in council_state:
                 cell.append_text(state_label(council_state[code].state.value))
@@ -371,11 +460,18 @@ def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]
                 cell.append_text(state_label("not_searched"))
             cells.append(cell)
         table.add_row(names.get(person.person_id, person.person_id), *cells)
-    return table
+    notes = [Text(f"[{number}] ", style="bold").append(reason) for reason, number in reasons.items()]
+    return Group(table, *notes)
 
 
 _LEGEND_STATES = (
-    "records_found", "none_found", "not_in_cohort", "withheld", "stale", "unavailable", "timed_out",
+    "records_found",
+    "none_found",
+    "not_in_cohort",
+    "withheld",
+    "stale",
+    "unavailable",
+    "timed_out",
 )
 
 
@@ -396,8 +492,9 @@ def render_family_context(response: Any, console: Console) -> None:
     if getattr(response, "break_glass", None) is not None:
         header.append("BREAK GLASS", style="bold white on red")
         header.append("  ")
-    header.append(f"purpose {response.purpose.value}  case {response.case_reference}  "
-                  f"request {response.request_id}")
+    header.append(
+        f"purpose {response.purpose.value}  case {response.case_reference}  request {response.request_id}"
+    )
     glass = break_glass_banner(response)
     console.print(Panel(header, style="bold red" if glass is not None else "bold"))
     if glass is not None:
@@ -406,22 +503,35 @@ def render_family_context(response: Any, console: Console) -> None:
     if banner is not None:
         console.print(banner)
     if not response.people:
-        down = [f"{s.name}: {STATE_STYLES.get(s.state.value, ('', s.state.value, ''))[1]}"
-                for s in response.sources if s.state.value != "ok"]
-        console.print(Text("No family context: the subject's council did not answer"
-                           + (f" ({'; '.join(down)})" if down else "") + ". Nothing here means 'no records'.",
-                           style="bold red"))
+        down = [
+            f"{s.name}: {STATE_STYLES.get(s.state.value, ('', s.state.value, ''))[1]}"
+            for s in response.sources
+            if s.state.value != "ok"
+        ]
+        console.print(
+            Text(
+                "No family context: the subject's council did not answer"
+                + (f" ({'; '.join(down)})" if down else "")
+                + ". Nothing here means 'no records'.",
+                style="bold red",
+            )
+        )
         console.print(_sources_table(response.sources))
         return
-    console.print(Group(
-        _people_table(response),
-        _relationships_table(response, names, councils),
-        (_involvements_table(response, names, councils) if console.width >= WIDE_LAYOUT_MIN_WIDTH
-         else _involvements_by_person(response, names, councils)),
-        _states_table(response, names, councils),
-        _legend(),
-        _sources_table(response.sources),
-    ))
+    console.print(
+        Group(
+            _people_table(response),
+            _relationships_table(response, names, councils),
+            (
+                _involvements_table(response, names, councils)
+                if console.width >= WIDE_LAYOUT_MIN_WIDTH
+                else _involvements_by_person(response, names, councils)
+            ),
+            _states_table(response, names, councils),
+            _legend(),
+            _sources_table(response.sources),
+        )
+    )
 
 
 def render_break_glass_notifications(page: dict[str, Any], console: Console) -> None:

@@ -167,18 +167,21 @@ def test_redaction_keeps_the_tree_verifiable(
     _fill(log, [20])
     head = log.sign_tree_head(signer)
     proof_before = log.inclusion_proof(4, 20)
+    now = dt.datetime.now(dt.UTC)
     with log.engine.begin() as conn:
-        assert log.redact(conn, [2, 3, 4, 4]) == 3
-        assert log.redact(conn, [4]) == 0  # already redacted
+        assert log.redact(conn, [2, 3, 4, 4], record_class="access", cutoff=now, retention_days=1) == 3
+        assert log.redact(conn, [4], record_class="access", cutoff=now) == 0  # already redacted
         assert log.redact_older_than(conn, "access", dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) == 0
     entry = log.entry(4)
     assert entry is not None and entry.record is None and entry.redacted_at is not None
     assert log.inclusion_proof(4, 20) == proof_before
     report = verify_log(log.engine, log.tables, public_jwks=signer.public_jwks(), kept_heads=[head])
     assert report.ok and report.redacted == 3 and report.redacted_by_class == {"access": 3}
+    assert report.entries == 21  # + one redaction record, in the tree like any other
     with log.engine.begin() as conn:
         assert log.redact_older_than(conn, "access", dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)) == 17
-    assert verify_log(log.engine, log.tables, public_jwks=signer.public_jwks()).redacted == 20
+    after = verify_log(log.engine, log.tables, public_jwks=signer.public_jwks())
+    assert after.ok and after.redacted == 20 and after.entries == 22
 
 
 def test_a_corrupt_tree_state_stops_appends(new_log: Callable[[], tuple[MerkleLog, sa.Table]]) -> None:

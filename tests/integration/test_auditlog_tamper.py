@@ -233,11 +233,16 @@ def test_an_altered_tree_head_signature_is_detected(logged: Logged) -> None:
     assert kinds(report) == {"bad_signature"}
 
 
-def test_a_head_row_edited_to_another_root_is_detected(logged: Logged) -> None:
+@pytest.mark.parametrize("jwks", [True, False])
+def test_a_head_row_edited_to_another_root_is_an_edited_head_not_blamed_on_records(
+    logged: Logged, jwks: bool
+) -> None:
     h = logged.t.tree_heads
     logged.execute(h.update().where(h.c.tree_size == 40).values(root_hash=b"\x00" * 32))
-    problem = logged.verify().problem("bad_signature")
-    assert problem is not None and "content_differs" in problem.detail
+    report = logged.verify(jwks=jwks, kept=False)
+    problem = report.problem("edited_head")
+    assert problem is not None and problem.tree_size == 40 and problem.count == 1
+    assert kinds(report) == {"edited_head"}  # not a root_mismatch: the records are untouched
 
 
 def test_a_kept_head_from_another_log_or_forged_is_refused(logged: Logged, tmp_path: Path) -> None:
@@ -256,13 +261,80 @@ def test_node_cache_tampering_is_a_state_mismatch(logged: Logged) -> None:
     assert report.problem("state_mismatch").seq == 0  # type: ignore[union-attr]
 
 
-def test_retention_redaction_still_verifies_and_is_counted(logged: Logged) -> None:
+def _redact(logged: Logged, seqs: Any, *, cutoff: dt.datetime | None = None) -> int:
     with logged.log.engine.begin() as conn:
-        assert logged.log.redact(conn, range(0, 30)) == 30
+        return logged.log.redact(
+            conn, seqs, record_class="access", cutoff=cutoff or dt.datetime.now(dt.UTC), retention_days=30
+        )
+
+
+def test_retention_redaction_still_verifies_and_is_counted(logged: Logged) -> None:
+    assert _redact(logged, range(0, 30)) == 30
     report = logged.verify()
-    assert report.ok and report.redacted == 30 and report.entries == SIZE
+    assert report.ok and report.redacted == 30 and report.entries == SIZE + 1  # + the redaction record
+    entry = logged.log.entry(SIZE)
+    assert entry is not None and entry.record_class == "redaction" and entry.record is not None
+    assert entry.record["seqs"] == list(range(30)) and entry.record["record_class"] == "access"
+    assert entry.record["retention_days"] == 30
     # a payload removed WITHOUT a redaction time is not retention: it is reported
     e = logged.t.entries
     logged.execute(e.update().where(e.c.seq == 50).values(payload=None))
     problem = logged.verify().problem("edited")
     assert problem is not None and problem.seq == 50
+
+
+def test_a_forged_redaction_is_unauthorised(logged: Logged) -> None:
+    e = logged.t.entries
+    now = dt.datetime.now(dt.UTC)
+    logged.execute(e.update().where(e.c.seq == 44).values(payload=None, redacted_at=now))
+    report = logged.verify()
+    problem = report.problem("unauthorised_redaction")
+    assert problem is not None and (problem.seq, problem.count) == (44, 1)
+    assert kinds(report) == {"unauthorised_redaction"}
+
+
+def test_a_redaction_record_covers_only_what_it_lists_and_what_its_cut_off_allows(logged: Logged) -> None:
+    cutoff = dt.datetime.now(dt.UTC)
+    assert _redact(logged, [5, 6], cutoff=cutoff) == 2
+    assert logged.verify().ok
+    e = logged.t.entries
+    # seq 7 is not listed by any redaction record; seq 6 is listed, but claimed to be recorded later
+    logged.execute(e.update().where(e.c.seq == 7).values(payload=None, redacted_at=cutoff))
+    logged.execute(e.update().where(e.c.seq == 6).values(recorded_at=cutoff + dt.timedelta(days=1)))
+    problem = logged.verify().problem("unauthorised_redaction")
+    assert problem is not None and (problem.seq, problem.count) == (6, 2)
+
+
+def test_redaction_refuses_what_is_not_past_the_cut_off_or_of_another_class(logged: Logged) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    assert _redact(logged, [1, 2], cutoff=past) == 0  # recorded after the cut-off: left alone
+    with logged.log.engine.begin() as conn:
+        assert logged.log.redact(conn, [1], record_class="ig_access", cutoff=dt.datetime.now(dt.UTC)) == 0
+        with pytest.raises(ValueError, match="redaction"):
+            logged.log.redact(conn, [1], record_class="redaction", cutoff=dt.datetime.now(dt.UTC))
+    report = logged.verify()
+    assert report.ok and report.entries == SIZE  # nothing redacted, so no redaction record
+
+
+def test_a_payload_stored_as_text_is_edited_not_a_crash(logged: Logged) -> None:
+    if logged.log.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite lets a text value into a BLOB column")
+    with logged.log.engine.begin() as conn:
+        driver = conn.connection.driver_connection
+        driver.execute("UPDATE audit_entries SET payload = CAST(payload AS TEXT) WHERE seq = 31")
+    report = logged.verify()
+    problem = report.problem("edited")
+    assert problem is not None and (problem.seq, problem.count) == (31, 1)
+    entry = logged.log.entry(31)  # the entry reader does not fail either
+    assert entry is not None and entry.record is None and not entry.intact and entry.redacted_at is None
+
+
+def test_a_deleted_node_cache_does_not_move_where_an_edit_is_located(logged: Logged) -> None:
+    e = logged.t.entries
+    row = logged.rows()[57]
+    forged = envelope_bytes("access", row.recorded_at.replace(tzinfo=dt.UTC), {"request_id": "r57"})
+    logged.execute(e.update().where(e.c.seq == 57).values(payload=forged, leaf_hash=leaf_hash(forged)))
+    logged.execute(logged.t.tree_nodes.delete())
+    problem = logged.verify().problem("root_mismatch")
+    # the kept and stored heads of size 40 still match: the change is at or after seq 40, not at 0
+    assert problem is not None and problem.seq == 40 and "last matching head" in problem.detail

@@ -6,12 +6,12 @@ token, and every role or purpose refusal carries the RFC 6750 ``insufficient_sco
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.scenario import NHS, STOCKPORT
 
 S47 = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
@@ -20,12 +20,6 @@ REASON = "Strategy discussion brought forward tonight; need the early help histo
 CHALLENGE = 'Bearer error="insufficient_scope"'
 #: Role text from a token that is no role of this service, with markup and a bidi override in it.
 ODD_ROLE = "superuser<script>\u202eXYZ"
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from familyctx_gateway.audit_schema import audit_log_tables
 from familyctx_gateway.testing.audit import committed_records, verify_audit_log
 from familyctx_gateway.testing.gateway import running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -25,19 +24,6 @@ from familyctx.auditlog.log import head_from_row
 PURPOSE = {"purpose": "cp_conference", "case_reference": "ICPC-2026/19"}
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 NO_DATA = {"detail": "Audit store unavailable; no data returned", "errors": []}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 def _sha256(body: bytes) -> str:

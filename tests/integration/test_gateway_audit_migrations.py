@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from familyctx_gateway.migrations import (
 from familyctx_gateway.settings import GatewaySettings, OidcSettings
 from familyctx_gateway.testing.audit import committed_records, verify_audit_log
 from familyctx_gateway.testing.gateway import running_gateway
-from familyctx_gateway.testing.issuer import AUDIENCE, TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import AUDIENCE, TestIssuer
 from familyctx_gateway.testing.scenario import NHS
 
 from familyctx.auditlog import create_log_engine
@@ -49,12 +48,6 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'audit.sqlite'}"
     return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 # -- the previous release's schema (frozen copy of its metadata.create_all DDL) ------------------------

@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -31,19 +31,6 @@ EARLY_HELP = {"purpose": "early_help_assessment", "case_reference": "EH-2026-000
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 REASON = "Duty manager out of hours: police report of a child at risk, early help history needed"
 COUNCILS = [STOCKPORT, LEEDS, MANCHESTER]
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture
@@ -532,4 +519,79 @@ async def test_command_line_break_glass(gw: RunningGateway) -> None:
         ("POST /v1/break-glass", "success", True),
         ("POST /v1/searches", "denied", False),
         ("POST /v1/family-context", "success", True),
+        # Reading the notifications (workers' written reasons) is an IG read, audited like the others.
+        ("GET /v1/break-glass/notifications", "success", False),
     ]
+
+
+async def test_command_line_hints_follow_the_gateways_answer(gw: RunningGateway) -> None:
+    """A 404 from ``break-glass show`` says no grant of yours has that id; a 403 that refuses a grant
+    (another case, purpose or worker, expired) shows the gateway's reason and does not blame the role;
+    a refusal of the role itself still says so."""
+    manager, worker, ig = (gw.issuer.token(u) for u in ("tm.leeds", "sw.stockport", "ig.stockport"))
+    not_found = "no break-glass grant of yours has that id"
+    not_role = "it is the break-glass grant that was refused, not your role"
+    role = "your role may not make this request"
+    async with _serving(gw) as url:
+        where = ("--user", "tm.leeds", "--gateway", url)
+        code, out, err = await _cli(
+            "break-glass", "open", *where, "--purpose", "early_help_assessment", "--case", "EH-CLI-2",
+            "--reason", REASON, "--json", token=manager,
+        )  # fmt: skip
+        assert code == 0, err
+        grant = json.loads(out)["break_glass_id"]
+
+        for who, token, grant_id in (
+            ("tm.leeds", manager, "6f1c2a3b-0000-4000-8000-000000000000"),  # nobody's
+            ("sw.stockport", worker, grant),  # another worker's
+        ):
+            code, _, err = await _cli(
+                "break-glass", "show", "--user", who, "--gateway", url, grant_id, token=token
+            )
+            assert code == 2 and "gateway answered 404: You have no break-glass grant with that id" in err
+            assert not_found in err and "search again" not in err
+
+        family = ("--council", STOCKPORT, "--person-id", "S-1001", "--break-glass-id", grant)
+        refusals = [
+            # (who, token, purpose, case reference, what the gateway says)
+            ("tm.leeds", manager, "early_help_assessment", "EH-OTHER", "opened for another case reference"),
+            ("tm.leeds", manager, "s47_enquiry", "EH-CLI-2", "opened for the purpose early_help_assessment"),
+            (
+                "sw.stockport",
+                worker,
+                "early_help_assessment",
+                "EH-CLI-2",
+                "does not exist or was not opened by you",
+            ),
+        ]
+        for who, token, purpose, case, says in refusals:
+            code, _, err = await _cli(
+                "query", "family-context", "--user", who, "--gateway", url, *family,
+                "--purpose", purpose, "--case-ref", case, token=token,
+            )  # fmt: skip
+            assert code == 2 and "gateway answered 403: That break-glass grant" in err and says in err, err
+            assert not_role in err and role not in err
+
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+        engine = sa.create_engine(gw.settings.audit_database_url)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(break_glass_grants)
+                .where(break_glass_grants.c.id == grant)
+                .values(opened_at=past - dt.timedelta(minutes=5), expires_at=past)
+            )
+        engine.dispose()
+        code, _, err = await _cli(
+            "query", "search", *where, "--family-name", "Brown", "--purpose", "early_help_assessment",
+            "--case-ref", "EH-CLI-2", "--break-glass-id", grant, token=manager,
+        )  # fmt: skip
+        assert code == 2 and "That break-glass grant expired at" in err
+        assert not_role in err and role not in err
+
+        # Control: the role itself refused (separation of duties) still says it is the role.
+        code, _, err = await _cli(
+            "query", "family-context", "--user", "ig.stockport", "--gateway", url, "--council", STOCKPORT,
+            "--person-id", "S-1001", "--purpose", "s47_enquiry", "--case-ref", "EH-CLI-2", token=ig,
+        )  # fmt: skip
+        assert code == 2 and "gateway answered 403: Separation of duties" in err
+        assert role in err and not_role not in err

@@ -8,7 +8,7 @@ listing's parameters are checked strictly."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from familyctx_gateway.audit_schema import break_glass_grants
 from familyctx_gateway.settings import BreakGlassSettings
 from familyctx_gateway.testing.fake_council import person
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, STOCKPORT
 
 S47 = {"purpose": "s47_enquiry", "case_reference": "CASE-BG-1"}
@@ -26,12 +26,6 @@ REASON = "Strategy discussion brought forward tonight; police report of injuries
 #: A Stockport child recorded with a given name only: nothing to look relatives up by elsewhere, so a
 #: family context for them asks Stockport alone.
 LONE = {"gss_code": STOCKPORT, "local_person_id": "S-3001"}
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
 
 from familyctx.auditlog.heads import SignedTreeHead, TreeHeadSigner
@@ -29,19 +30,6 @@ EARLY_HELP = {"purpose": "early_help_assessment", "case_reference": "EH-2026-000
 ZOE = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 REASON = "Duty manager out of hours: police report of a child at risk, early help history needed"
 NOTE = "Checked with the duty manager: police referral at 23:10, access justified and proportionate."
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'audit.sqlite'}"
-    return str(request.getfixturevalue("postgres_url"))
 
 
 @asynccontextmanager
@@ -171,9 +159,23 @@ async def test_who_looked_at_this_child(
         assert {r["request_id"] for r in rows} >= {ids["search"], ids["context"]}
         assert ids["browns"] not in {r["request_id"] for r in rows}
 
-        # Leeds's IG officer sees them too: Leeds was asked, and holds Zoë's mother.
+        # Leeds's IG officer: Leeds was asked both times, but only the family context returned Leeds's
+        # data (Zoë's mother, and a probable record of her brother). Leeds cannot link Zoë's NHS number to
+        # it (Stockport's part is hidden from Leeds); her mother's NHS number finds Leeds's part of it.
         leeds = await get(gw, "/v1/audit/subject-access", ig(gw, LEEDS), nhs_number=NHS["zoe"])
-        assert {ids["search"], ids["context"]} <= set(by_request(leeds["events"]))
+        assert leeds["events"] == [] and leeds["identities"] == []
+        mother = await get(gw, "/v1/audit/subject-access", ig(gw, LEEDS), nhs_number=NHS["claire"])
+        [part] = mother["events"]
+        assert part["request_id"] == ids["context"] and part["view"] == "partial"
+        assert mother["partial_view_note"] and "inclusion proof" in mother["partial_view_note"]
+        assert {
+            (s["gss_code"], s["local_person_id"]) for s in part["subjects"] if s["kind"] == "returned"
+        } == {
+            (LEEDS, "L-77"),
+            (LEEDS, "L-78"),
+        }
+        assert [c["gss_code"] for c in part["councils"]] == [LEEDS] and part["response_sha256"] is None
+        assert mother["identities"] == [{"gss_code": LEEDS, "local_person_id": "L-77"}]
 
     # No personal data in the gateway's logs: NHS numbers and names asked about stay in the audit database.
     gateway_log = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("familyctx"))
@@ -227,7 +229,10 @@ async def test_a_leeds_ig_officer_cannot_see_a_stockport_only_record(gw: Running
 
     leeds = by_request((await get(gw, "/v1/audit/events", ig(gw, LEEDS), record_class="access"))["events"])
     assert ids["refused"] not in leeds
-    assert {ids["search"], ids["context"], ids["browns"]} <= set(leeds)  # Leeds asked, or Leeds's worker
+    # Leeds's worker's search (in full), the family context that returned Leeds's data (Leeds's part);
+    # not the search for Zoë, which asked Leeds but returned nothing of Leeds's.
+    assert set(leeds) == {ids["context"], ids["browns"]}
+    assert (leeds[ids["browns"]]["view"], leeds[ids["context"]]["view"]) == ("full", "partial")
     hidden = await gw.client.get(f"/v1/audit/events/{refused['seq']}", headers=ig(gw, LEEDS))
     assert hidden.status_code == 404
     assert hidden.json()["detail"] == "No audit record with that seq that your council may see"
@@ -526,7 +531,8 @@ async def test_csv_export_is_safe_to_open_in_a_spreadsheet(gw: RunningGateway) -
 @pytest.mark.parametrize(
     ("params", "field", "message"),
     [
-        ({"from": "2026-13-01"}, "from", "from must be an ISO 8601 date-time"),
+        ({"from": "2026-13-01"}, "from", "from is not a real date and time"),
+        ({"from": "1714550400"}, "from", "from must be an ISO 8601 date-time"),
         ({"from": "2026-05-02T00:00:00Z", "to": "2026-05-01T00:00:00Z"}, "to", "to must be later than from"),
         ({"given_name": "Zoe"}, "family_name", "family_name is required with the other names"),
         ({"nhs_number": "1234567890"}, "nhs_number", "nhs_number is not a valid NHS number"),
@@ -634,3 +640,16 @@ async def test_a_read_whose_record_cannot_be_committed_returns_nothing(
             assert (await gw.client.get("/v1/audit/events", headers=ig(gw))).status_code == 200
         finally:
             engine.dispose()
+
+
+async def test_a_record_left_as_text_by_a_hand_edit_is_shown_without_its_record(
+    gw: RunningGateway, tmp_path: Path
+) -> None:
+    ids = await workers_at_work(gw)
+    seq = by_request((await get(gw, "/v1/audit/events", ig(gw)))["events"])[ids["search"]]["seq"]
+    with sqlite3.connect(tmp_path / "audit.sqlite") as conn:  # what `sqlite3` at a shell can do
+        edit = "UPDATE audit_entries SET payload = REPLACE(CAST(payload AS TEXT), 'success', 'error')"
+        assert conn.execute(edit + " WHERE seq = ?", (seq,)).rowcount == 1
+    detail = await get(gw, f"/v1/audit/events/{seq}", ig(gw))  # 200, not a 500
+    # the stored text is shown as it is; it is not what was hashed, so no record is decoded from it
+    assert detail["record"] is None and detail["redacted_at"] is None and b"error" in b64(detail["payload"])

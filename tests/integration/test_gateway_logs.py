@@ -3,22 +3,16 @@ id on every line a user's report may need to be traced to, token rejections incl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from joserfc.jwk import RSAKey
 
 SEARCH = {"purpose": "s17_assessment", "case_reference": "CASE-1", "family_name": "Smith"}
 FAKE_NHS_NUMBER = "9992641517"
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +17,12 @@ from familyctx_gateway.errors import GatewayConfigError
 from familyctx_gateway.settings import GatewaySettings, OidcSettings
 from familyctx_gateway.testing.audit import flat_records
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import AUDIENCE, TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import AUDIENCE, TestIssuer
 from familyctx_gateway.testing.scenario import LEEDS, NHS, STOCKPORT
 
 S47 = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 REASON = "Strategy discussion brought forward tonight; need the early help history now"
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 @pytest.fixture
@@ -85,7 +79,12 @@ async def test_what_each_role_may_call(gw: RunningGateway, role: str) -> None:
     )
     assert statuses == ROLE_TABLE[role]
     rows = _rows(gw)
-    data = [r for r in rows if r["endpoint"] != "POST /v1/break-glass"]
+    notes = "GET /v1/break-glass/notifications"
+    data = [r for r in rows if r["endpoint"] not in ("POST /v1/break-glass", notes)]
+    # Reading break-glass notifications is an audited IG read, refusals included.
+    assert [r["outcome"] for r in rows if r["endpoint"] == notes] == [
+        "success" if ROLE_TABLE[role][3] == 200 else "denied"
+    ]
     allowed = ROLE_TABLE[role][0] == 200
     assert [(r["outcome"], r["role"]) for r in data] == [
         ("success", role) if allowed else ("denied", None)

@@ -10,7 +10,7 @@ in an explicit source state, never a 500, while the other councils answer.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from familyctx_gateway.testing.fake_council import (
     start_council,
 )
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
-from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.issuer import TestIssuer
 from familyctx_gateway.testing.pki import ASSERTION_ISSUER, foreign_pki, session_pki
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
 
@@ -36,12 +36,6 @@ PURPOSE = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
 BRADFORD = "E08000032"
 SCENARIO = (STOCKPORT, LEEDS, MANCHESTER)
-
-
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[TestIssuer]:
-    with running_issuer() as running:
-        yield running
 
 
 def _audit(tmp_path: Path) -> str:

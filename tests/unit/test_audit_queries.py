@@ -81,21 +81,119 @@ def test_an_ig_officer_sees_their_council_staff_and_their_council_data_only(
     log: IndexWriter, queries: AuditQueries
 ) -> None:
     stockport_only = log.add(organisation=STOCKPORT, councils={STOCKPORT: "ok"}, subjects=[zoe()])
+    # Every search asks every council: being asked does not bring a record into a council's scope.
     asked_leeds = log.add(organisation=STOCKPORT, councils={STOCKPORT: "ok", LEEDS: "ok"}, subjects=[zoe()])
     leeds_worker = log.add(user="tm.leeds", organisation=LEEDS, councils={STOCKPORT: "ok"})
     holds_leeds = log.add(organisation=MANCHESTER, subjects=[zoe(LEEDS, "L-77")])
     manchester_only = log.add(organisation=MANCHESTER, councils={MANCHESTER: "unavailable"})
 
     leeds = seqs(queries.search(AuditFilter(), scope=LEEDS))
-    assert leeds == [holds_leeds, leeds_worker, asked_leeds]
-    assert stockport_only not in leeds and manchester_only not in leeds
-    assert seqs(queries.search(AuditFilter(), scope=STOCKPORT)) == [
-        leeds_worker,
-        asked_leeds,
-        stockport_only,
-    ]
+    assert leeds == [holds_leeds, leeds_worker]
+    assert stockport_only not in leeds and manchester_only not in leeds and asked_leeds not in leeds
+    # Leeds's worker's request only asked Stockport, which returned nothing: not Stockport's.
+    assert seqs(queries.search(AuditFilter(), scope=STOCKPORT)) == [asked_leeds, stockport_only]
     assert queries.record(stockport_only, scope=LEEDS) is None
+    assert queries.record(asked_leeds, scope=LEEDS) is None
     assert queries.record(stockport_only, scope=STOCKPORT) is not None
+    # Leeds's own worker's record is Leeds's in full; Manchester's record naming Leeds's person is not.
+    views = {v.seq: v for v in queries.search(AuditFilter(), scope=LEEDS).events}
+    assert views[leeds_worker].partial is False and views[holds_leeds].partial is True
+
+
+def test_a_mixed_record_shows_each_council_only_its_part(log: IndexWriter, queries: AuditQueries) -> None:
+    # A Stockport worker's family context returned Stockport's Zoë and Leeds's record of her mother.
+    mixed = log.add(
+        subjects=[
+            {"kind": "searched_for", "gss_code": STOCKPORT, "local_person_id": "S-1001"},
+            zoe(),
+            zoe(
+                LEEDS, "L-77", nhs_number="9990000034", given_name="Clare", date_of_birth=dt.date(1988, 11, 2)
+            ),
+            zoe(MANCHESTER, "M-9", nhs_number=None, given_name="Ava"),
+        ],
+        councils={STOCKPORT: "ok", LEEDS: "ok", MANCHESTER: "timed_out"},
+        response_sha256="ab" * 32,
+    )
+    full = queries.record(mixed, scope=STOCKPORT)
+    part = queries.record(mixed, scope=LEEDS)
+    assert full is not None and part is not None
+    assert full.view.partial is False and len(full.view.subjects) == 4 and len(full.view.councils) == 3
+    assert full.view.event["response_sha256"] == "ab" * 32
+    assert part.view.partial is True
+    assert [(s["kind"], s["gss"], s["local_person_id"]) for s in part.view.subjects] == [
+        ("searched_for", STOCKPORT, "S-1001"),
+        ("returned", LEEDS, "L-77"),
+    ]
+    assert part.view.councils == [{"gss": LEEDS, "state": "ok", "detail": None}]
+    assert part.view.event["response_sha256"] is None
+    # The leaf hash is the whole record's, in either view.
+    assert part.leaf_hash == full.leaf_hash
+    # What Leeds cannot see, Leeds cannot filter or match on either.
+    assert seqs(queries.search(AuditFilter(council=MANCHESTER), scope=LEEDS)) == []
+    assert seqs(queries.search(AuditFilter(council=MANCHESTER), scope=STOCKPORT)) == [mixed]
+    assert seqs(queries.search(AuditFilter(subject=SubjectQuery.of(nhs_number=ZOE_NHS)), scope=LEEDS)) == []
+    claire = SubjectQuery.of(nhs_number="9990000034")
+    assert seqs(queries.search(AuditFilter(subject=claire), scope=LEEDS)) == [mixed]
+    assert queries.subject_identities(claire, scope=LEEDS) == [(LEEDS, "L-77")]
+    assert [v.partial for v in queries.search(AuditFilter(), scope=MANCHESTER).events] == [True]
+    [row] = [
+        dict(zip(CSV_COLUMNS, csv_row(v), strict=True))
+        for v in queries.search(AuditFilter(), scope=LEEDS).events
+    ]
+    assert row["view"] == "partial" and "S-1001" in row["subjects"] and ZOE_NHS not in row["subjects"]
+    assert row["councils"] == f"{LEEDS}=ok"
+
+
+def test_lookups_of_a_person_a_council_holds_are_in_its_scope(
+    log: IndexWriter, queries: AuditQueries
+) -> None:
+    # Stockport holds Zoë (a record naming Stockport's S-1001 with her NHS number, names and birthday).
+    known = log.add(subjects=[zoe()])
+    # A Leeds worker's searches for her, refused (nothing returned): by NHS number, by names and birthday.
+    by_nhs = log.add(
+        user="tm.leeds",
+        organisation=LEEDS,
+        outcome="denied",
+        http_status=403,
+        subjects=[{"nhs_number": ZOE_NHS}],
+    )
+    by_name = log.add(
+        user="tm.leeds",
+        organisation=LEEDS,
+        outcome="denied",
+        http_status=403,
+        subjects=[{"given_name": "ZOE", "family_name": "O Neill", "date_of_birth": dt.date(2014, 3, 5)}],
+    )
+    # Another NHS number with her names: another person, not Stockport's.
+    conflict = log.add(
+        user="tm.leeds",
+        organisation=LEEDS,
+        subjects=[{"nhs_number": "9990000042", "given_name": "Zoe", "family_name": "ONeill",
+                   "date_of_birth": dt.date(2014, 3, 5)}],
+    )  # fmt: skip
+    # A search for somebody nobody holds.
+    stranger = log.add(user="tm.leeds", organisation=LEEDS, subjects=[{"nhs_number": "9990000026"}])
+    stockport = seqs(queries.search(AuditFilter(), scope=STOCKPORT))
+    assert stockport == [by_name, by_nhs, known]
+    assert conflict not in stockport and stranger not in stockport
+    assert all(v.partial for v in queries.search(AuditFilter(user="user-tm.leeds"), scope=STOCKPORT).events)
+    assert seqs(queries.search(AuditFilter(), scope=MANCHESTER)) == []
+
+
+def test_names_and_nhs_numbers_find_each_other_through_the_index(
+    log: IndexWriter, queries: AuditQueries
+) -> None:
+    known = log.add(subjects=[zoe()])  # links her NHS number to her names and birthday
+    nhs_only = log.add(outcome="denied", http_status=403, subjects=[{"nhs_number": ZOE_NHS}])
+    name_only = log.add(
+        subjects=[{"given_name": "Zoe", "family_name": "O'Neill", "date_of_birth": dt.date(2014, 3, 5)}]
+    )
+    unrelated = log.add(subjects=[{"nhs_number": "9990000026"}])
+    named = SubjectQuery.of(given_name="zoë", family_name="ONEILL", date_of_birth=dt.date(2014, 3, 5))
+    assert seqs(queries.search(AuditFilter(subject=named), scope=STOCKPORT)) == [name_only, nhs_only, known]
+    by_nhs = SubjectQuery.of(nhs_number=ZOE_NHS)
+    assert seqs(queries.search(AuditFilter(subject=by_nhs), scope=STOCKPORT)) == [name_only, nhs_only, known]
+    assert unrelated not in seqs(queries.search(AuditFilter(subject=named), scope=STOCKPORT))
 
 
 # --- filters --------------------------------------------------------------------------------------
@@ -107,7 +205,9 @@ def test_filters_combine(log: IndexWriter, queries: AuditQueries) -> None:
     glass = log.add(
         at=DAY + dt.timedelta(days=2), break_glass=True, break_glass_id="b" * 36, record_class="access"
     )
-    other_user = log.add(user="tm.leeds", organisation=LEEDS, at=DAY, councils={STOCKPORT: "ok"})
+    other_user = log.add(
+        user="tm.leeds", organisation=LEEDS, at=DAY, councils={STOCKPORT: "ok"}, subjects=[zoe()]
+    )
     denied = log.add(at=DAY, outcome="denied", http_status=403)
     ig = log.add(user="ig.stockport", at=DAY, record_class="ig_access", endpoint="GET /v1/audit/events")
 
@@ -176,12 +276,13 @@ def test_a_subject_is_found_across_councils(log: IndexWriter, queries: AuditQuer
     # The NHS number finds Stockport's record; its names and date of birth find Leeds's record (no NHS
     # number there) and the search by name; Leeds's local id finds the family context.
     assert seqs(queries.search(AuditFilter(subject=by_nhs), scope=STOCKPORT)) == [by_name, family, search]
-    assert queries.subject_identities(by_nhs) == [(STOCKPORT, "S-1001"), (LEEDS, "L-9")]
+    assert queries.subject_identities(by_nhs, scope=STOCKPORT) == [(STOCKPORT, "S-1001"), (LEEDS, "L-9")]
     assert other not in seqs(queries.search(AuditFilter(subject=by_nhs), scope=MANCHESTER))
 
     named = SubjectQuery.of(given_name="Zoe", family_name="o'neill", date_of_birth=dt.date(2014, 3, 5))
-    # Leeds sees the family context and the search (it was asked), not Manchester's search of Stockport.
-    assert seqs(queries.search(AuditFilter(subject=named), scope=LEEDS)) == [family, search]
+    # Leeds sees the family context (its record named) and the search (its record returned), and
+    # Manchester's search by names and birthday of a person Leeds holds (L-9: same names and birthday).
+    assert seqs(queries.search(AuditFilter(subject=named), scope=LEEDS)) == [by_name, family, search]
     assert seqs(queries.search(AuditFilter(subject=named), scope=STOCKPORT)) == [by_name, family, search]
 
 
@@ -223,7 +324,8 @@ def test_a_redacted_record_keeps_its_leaf_hash(log: IndexWriter, queries: AuditQ
     seq = log.add(subjects=[zoe()])
     before = queries.record(seq, scope=STOCKPORT)
     with log.engine.begin() as conn:
-        assert log.log.redact(conn, [seq]) == 1
+        cutoff = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        assert log.log.redact(conn, [seq], record_class="access", cutoff=cutoff) == 1
     after = queries.record(seq, scope=STOCKPORT)
     assert before is not None and after is not None
     assert after.payload is None and after.redacted_at is not None
@@ -278,6 +380,8 @@ def test_csv_row(log: IndexWriter, queries: AuditQueries) -> None:
 
 def test_worker_family_name_keys() -> None:
     assert worker_family_name_keys("Sam O'Neill") == {"oneill"}
+    assert worker_family_name_keys("Sam Smith-Jones") == {"smithjones", "smith", "jones"}
+    assert worker_family_name_keys("Smith-Jones") == {"smithjones", "smith", "jones"}
     assert worker_family_name_keys("Anne de la Cruz") == {"delacruz", "lacruz", "cruz"}
     assert worker_family_name_keys("Prince") == {"prince"}
     assert worker_family_name_keys("  ") == set()
@@ -293,7 +397,12 @@ def test_flags(log: IndexWriter, engine: sa.Engine) -> None:
     log.add(user="tm.leeds", organisation=LEEDS, at=DAY, case_reference="L-1", councils={STOCKPORT: "ok"})
     # Another worker's first use of the same case reference is new for them.
     theirs = log.add(
-        user="tm.leeds", organisation=LEEDS, at=DAY, case_reference="CASE-1", councils={STOCKPORT: "ok"}
+        user="tm.leeds",
+        organisation=LEEDS,
+        at=DAY,
+        case_reference="CASE-1",
+        councils={STOCKPORT: "ok"},
+        subjects=[zoe()],
     )
     # Volume: 4 distinct council records in one day (twice the same one does not count twice).
     busy = [
@@ -324,6 +433,7 @@ def test_flags(log: IndexWriter, engine: sa.Engine) -> None:
     assert all(ref != "L-1" for _, ref, _ in new_refs)
     [volume] = by_kind["volume"]
     assert (volume.user_sub, volume.count, volume.threshold) == ("user-busy", 4, 3)
+    assert volume.lookups == 0  # returned records only: nothing was searched for
     assert volume.occurred_at == dt.datetime(2026, 5, 4, tzinfo=dt.UTC)
     assert report.truncated == []
     assert busy  # written
@@ -333,3 +443,62 @@ def test_flags(log: IndexWriter, engine: sa.Engine) -> None:
         engine, index, scope=LEEDS, since=DAY, until=DAY + dt.timedelta(days=2), daily_records_threshold=3
     )
     assert {(f.kind, f.user_sub) for f in leeds.flags} == {("new_case_reference", "user-tm.leeds")}
+
+
+def test_volume_counts_lookups_that_found_nothing(log: IndexWriter, engine: sa.Engine) -> None:
+    # 5 NHS-number searches in a day that found nothing (a refused one too), by a Stockport worker.
+    for i in range(5):
+        log.add(
+            user="curious",
+            at=DAY + dt.timedelta(minutes=i),
+            subjects=[{"nhs_number": ZOE_NHS}],
+            outcome="denied" if i == 0 else "success",
+            http_status=403 if i == 0 else 200,
+        )
+    log.add(user="steady", at=DAY, subjects=[{"nhs_number": ZOE_NHS}])
+    report = find_flags(
+        engine,
+        AuditIndex(audit_metadata()),
+        scope=STOCKPORT,
+        since=DAY,
+        until=DAY + dt.timedelta(days=1),
+        daily_records_threshold=3,
+        kinds=("volume",),
+    )
+    assert [(f.user_sub, f.lookups, f.count, f.threshold) for f in report.flags] == [
+        ("user-curious", 5, 0, 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("worker", "subject_family", "flagged"),
+    [
+        ("Sam Smith-Jones", "Jones", True),
+        ("Sam Smith-Jones", "smith", True),
+        ("Sam Jones", "Smith-Jones", True),
+        ("Sam Jones", "Smith Jones", True),
+        ("Sam Jones", "Smith–Jones", True),  # an en dash
+        ("Sam Jones", "Jonesy", False),
+        ("Sam Jones", "Ajones", False),
+        ("Sam O'Neill", "O NEILL", True),
+        ("Sam Walker", "Smith-Jones", False),
+    ],
+)
+def test_shared_family_name_matches_any_part_of_a_double_barrelled_name(
+    log: IndexWriter, engine: sa.Engine, worker: str, subject_family: str, flagged: bool
+) -> None:
+    seq = log.add(
+        user_name=worker,
+        at=DAY,
+        subjects=[zoe(local="S-7", nhs_number=None, family_name=subject_family)],
+    )
+    report = find_flags(
+        engine,
+        AuditIndex(audit_metadata()),
+        scope=STOCKPORT,
+        since=DAY,
+        until=DAY + dt.timedelta(days=1),
+        daily_records_threshold=50,
+        kinds=("shared_family_name",),
+    )
+    assert [f.seq for f in report.flags] == ([seq] if flagged else [])

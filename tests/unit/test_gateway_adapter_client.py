@@ -165,6 +165,19 @@ class _Refusing(_Recorder):
             SourceState.unavailable,
             "adapter not reachable",
         ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "disclosure log unavailable",
+            SourceState.unavailable,
+            "the adapter answered but could not record the disclosure in its own log, so it sent nothing "
+            "(fail closed)",
+        ),
+        (
+            grpc.StatusCode.UNAVAILABLE,
+            "the council's warehouse did not answer; try again later",
+            SourceState.unavailable,
+            "the council's warehouse did not answer",
+        ),
     ],
 )
 async def test_refusals_and_failed_handshakes_are_explicit_states_without_the_adapters_words(

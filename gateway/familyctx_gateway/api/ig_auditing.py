@@ -24,6 +24,7 @@ from familyctx_gateway.access import AccessRefused
 from familyctx_gateway.api.deps import authorise
 from familyctx_gateway.audit_queries import SubjectQuery
 from familyctx_gateway.audit_record import AuditEvent, AuditOutcome, RecordClass, Subject, SubjectKind
+from familyctx_gateway.audit_reviews import ReviewExists, commit_review
 from familyctx_gateway.audit_schema import metadata
 from familyctx_gateway.auth import Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden
@@ -126,6 +127,30 @@ class IgRequest:
             self.council,
             count if count is not None else (len(read) if read is not None else "-"),
         )
+
+    async def record_review(self, review: dict[str, Any], *, http_status: int = 201) -> int:
+        """Commit this request's ``ig_access`` record of a break-glass review (``review``:
+        ``{break_glass_id, note}``) in a transaction of its own that refuses a second review by the same
+        council (:func:`~familyctx_gateway.audit_reviews.commit_review`); returns its seq. Raises
+        :class:`~familyctx_gateway.audit_reviews.ReviewExists` (nothing written), or AuditUnavailable
+        (503) when it is not committed."""
+        event = _event(
+            self, AuditOutcome.success, http_status, dict(self.query_terms), self.subjects, self.role, review
+        )
+        try:
+            seq = await asyncio.to_thread(commit_review, self.gateway.audit, event)
+        except ReviewExists:
+            raise
+        except Exception as exc:  # the database, or anything that kept the record from committing
+            log.error("ig review not recorded request_id=%s error=%s", self.request_id, type(exc).__name__)
+            raise AuditUnavailable() from None
+        log.info(
+            "ig access request_id=%s endpoint=%s council=%s review",
+            self.request_id,
+            self.endpoint,
+            self.council,
+        )
+        return seq
 
 
 def _event(

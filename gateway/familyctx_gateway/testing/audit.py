@@ -71,10 +71,15 @@ def flat_records(database: str | sa.Engine, *, request_id: str | None = None) ->
 
 
 def verify_audit_log(database: str | sa.Engine, *, public_jwks: dict[str, Any] | None = None) -> VerifyReport:
-    """:func:`familyctx.auditlog.verify_log` on the gateway's log at ``database``."""
+    """:func:`familyctx.auditlog.verify_log` on the gateway's log at ``database``, its index tables
+    included (:class:`~familyctx_gateway.audit_index_check.GatewayIndexChecker`)."""
+    from familyctx_gateway.audit_index_check import GatewayIndexChecker
+
     engine, own = _engine(database)
     try:
-        return verify_log(engine, audit_log_tables, public_jwks=public_jwks)
+        return verify_log(
+            engine, audit_log_tables, public_jwks=public_jwks, index_checker=GatewayIndexChecker()
+        )
     finally:
         if own:
             engine.dispose()

@@ -29,6 +29,7 @@ from familyctx.auditlog.errors import AuditWriteFailed, TreeHeadKeyError
 from familyctx.auditlog.log import LogWriter, MerkleLog, SignedTreeHead, TreeHeadSigner
 from familyctx.auditlog.writer import issue_tree_heads
 from familyctx_adapter import disclosure_schema as schema
+from familyctx_adapter.disclosure_index_check import index_rows
 from familyctx_adapter.disclosure_record import record_summary
 from familyctx_adapter.errors import AdapterConfigError, DisclosureLogUnavailable
 from familyctx_adapter.settings import AdapterSettings
@@ -53,34 +54,13 @@ def _safe(value: str) -> str:
 def write_index(conn: sa.Connection, rows: list[tuple[int, Mapping[str, Any]]]) -> None:
     """Insert the ``disclosure_index`` and ``disclosure_people`` rows of committed-together records
     (``(seq, record)`` pairs, records as :func:`.disclosure_record.disclosure_record` makes them) inside
-    the batch's transaction."""
+    the batch's transaction (rows from :func:`.disclosure_index_check.index_rows`, the same builder
+    ``familyctx audit verify`` checks the index with)."""
     index, people = [], []
     for seq, record in rows:
-        requester, released = record["requester"], record["released"]
-        index.append(
-            {
-                "seq": seq,
-                "occurred_at": record["occurred_at"],
-                "request_id": record["request_id"][:128],
-                "method": record["method"],
-                "outcome": record["outcome"],
-                "requester_sub": requester["sub"][:255],
-                "requester_organisation": requester["organisation"][:16],
-                "requester_role": requester["role"][:40],
-                "client": requester["client"][:255],
-                "purpose": record["purpose"][:40],
-                "case_reference": record["case_reference"][:255],
-                "break_glass": bool(record["break_glass"]),
-                "assertion_jti": record["assertion"]["jti"][:128],
-                "local_person_ids": list(released["local_person_ids"]),
-                "datasets_released": list(released["datasets_released"]),
-                "datasets_withheld": list(released["datasets_withheld"]),
-                "people": int(released["people"]),
-                "involvements": int(released["involvements"]),
-                "response_sha256": record["response_sha256"],
-            }
-        )
-        people += [{"seq": seq, "local_person_id": pid[:128]} for pid in released["local_person_ids"]]
+        built = index_rows(seq, record)
+        index += built[schema.disclosure_index]
+        people += built[schema.disclosure_people]
     if index:
         conn.execute(schema.disclosure_index.insert(), index)
     if people:

@@ -9,9 +9,11 @@ Tables (one SQLAlchemy ``MetaData``, :data:`metadata`):
   request id, time, method, outcome, requester (sub, organisation, role, client), purpose, case
   reference, break glass, assertion ``jti``, local person ids, datasets released and withheld, counts and
   the response hash. The Merkle entry is the evidence; the index is a convenience written in the same
-  transaction (``familyctx audit verify`` checks the entries, not the index);
+  transaction (``familyctx audit verify`` checks the entries, not the index). Once the record is
+  redacted under retention (:mod:`familyctx_adapter.disclosure_retention`) its personal columns
+  (:data:`PERSONAL_INDEX_COLUMNS`) are NULL;
 - ``disclosure_people``: ``(seq, local_person_id)`` per person released, so that a council can list
-  every disclosure of one of its people (subject access) with an index lookup.
+  every disclosure of one of its people (subject access) with an index lookup; deleted under retention.
 
 Schema changes are Alembic revisions in ``familyctx_adapter/migrations/versions``; the version is kept in
 ``disclosure_alembic_version``. :func:`upgrade` applies them; :func:`schema_status` says where a database
@@ -34,6 +36,7 @@ from familyctx.auditlog.tables import log_tables
 
 __all__ = [
     "LOG_PREFIX",
+    "PERSONAL_INDEX_COLUMNS",
     "VERSION_TABLE",
     "SchemaStatus",
     "disclosure_index",
@@ -50,6 +53,10 @@ _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 #: PostgreSQL advisory lock key held while migrating (an arbitrary constant: "fcxdisc" in ASCII).
 _MIGRATION_LOCK = 0x66637864697363
+
+#: ``disclosure_index`` columns that identify a person (the worker, the case, the people released): set
+#: NULL when the record is redacted under retention (revision ``disclosure_0002`` made them nullable).
+PERSONAL_INDEX_COLUMNS = ("requester_sub", "client", "case_reference", "assertion_jti", "local_person_ids")
 
 metadata = sa.MetaData()
 log = log_tables(metadata, LOG_PREFIX)
@@ -68,15 +75,15 @@ disclosure_index = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=False),
     sa.Column("method", sa.String(40), nullable=False),
     sa.Column("outcome", sa.String(20), nullable=False),
-    sa.Column("requester_sub", sa.String(255), nullable=False),
+    sa.Column("requester_sub", sa.String(255), nullable=True),  # NULL once redacted
     sa.Column("requester_organisation", sa.String(16), nullable=False),
     sa.Column("requester_role", sa.String(40), nullable=False),
-    sa.Column("client", sa.String(255), nullable=False),
+    sa.Column("client", sa.String(255), nullable=True),  # NULL once redacted
     sa.Column("purpose", sa.String(40), nullable=False),
-    sa.Column("case_reference", sa.String(255), nullable=False),
+    sa.Column("case_reference", sa.String(255), nullable=True),  # NULL once redacted
     sa.Column("break_glass", sa.Boolean, nullable=False),
-    sa.Column("assertion_jti", sa.String(128), nullable=False),
-    sa.Column("local_person_ids", sa.JSON, nullable=False),
+    sa.Column("assertion_jti", sa.String(128), nullable=True),  # NULL once redacted
+    sa.Column("local_person_ids", sa.JSON, nullable=True),  # NULL once redacted
     sa.Column("datasets_released", sa.JSON, nullable=False),
     sa.Column("datasets_withheld", sa.JSON, nullable=False),
     sa.Column("people", sa.Integer, nullable=False),

@@ -60,7 +60,8 @@ __all__ = [
 log = logging.getLogger("familyctx.adapter.policy")
 T = types_pb2
 
-#: Roles and purposes of interfaces.md (the schema's ``Role`` and ``Purpose`` enumerations).
+#: Roles and purposes (docs/access-control.md, "Roles and purposes"; the schema's ``Role`` and ``Purpose``
+#: enumerations).
 ROLES = ("social_worker", "team_manager", "ig_officer", "administrator", "service_client")
 PURPOSES = ("s17_assessment", "s47_enquiry", "cp_conference", "cla_review", "early_help_assessment")
 #: Fields a policy may withhold (the schema's ``Field`` enumeration). The NHS number is deliberately not

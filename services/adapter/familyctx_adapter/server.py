@@ -2,11 +2,13 @@
 
 ``build_server(settings, source)`` is the composition root for tests and ``serve``; nothing listens or
 connects at import. The data port only speaks mutual TLS (:mod:`.trust`); every handler first verifies
-the gateway's assertion (:meth:`.trust.CallerCheck.verify`), then answers, then applies the council's
-sharing policy (:mod:`.policy`) to the answer, then commits the disclosure record of the answer (or of
-the policy's refusal) to the adapter's own disclosure log (:mod:`.disclosure`) before it leaves: no record,
-no answer (UNAVAILABLE "disclosure log unavailable"). An optional plaintext port
-(``health_listen``) serves grpc.health.v1 only. Handlers run the (blocking) warehouse calls on a bounded
+the gateway's assertion (:meth:`.trust.CallerCheck.verify`); a data call then asks the council's sharing
+policy (:mod:`.policy`) whether the requester may see this council's people at all, before it reads the
+request or looks anything up (a refused requester gets PERMISSION_DENIED whatever it asks for, never
+NOT_FOUND), then answers, then applies the sharing policy to the answer, then commits the disclosure
+record of the answer (or of the policy's refusal) to the adapter's own disclosure log (:mod:`.disclosure`)
+before it leaves: no record, no answer (UNAVAILABLE "disclosure log unavailable"). An optional plaintext
+port (``health_listen``) serves grpc.health.v1 only. Handlers run the (blocking) warehouse calls on a bounded
 thread pool so the event loop stays free for health checks. Errors are mapped to gRPC status in one place
 (:meth:`_call`, via :func:`.errors.grpc_status_for`). Logs carry method, request id, purpose, role,
 organisation, status and duration only, never personal data.
@@ -33,7 +35,7 @@ from familyctx.trust.assertion import Requester
 from familyctx_adapter import disclosure_record as dr
 from familyctx_adapter.disclosure import DisclosureLog, load_disclosure_log
 from familyctx_adapter.errors import DisclosureRefused, grpc_status_for
-from familyctx_adapter.policy import SharingPolicy, log_safe
+from familyctx_adapter.policy import Disclosure, SharingPolicy, log_safe
 from familyctx_adapter.queries import check_family_ids, person_search_from_request, result_limit
 from familyctx_adapter.settings import AdapterSettings
 from familyctx_adapter.source import WarehouseSource
@@ -153,6 +155,19 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         )
         return result
 
+    def _people_or_refuse(
+        self, requester: Requester, maker: dr.RecordMaker, records: list[tuple[str, dict[str, Any]]]
+    ) -> Disclosure:
+        """The sharing policy's first question, asked before anything is read or looked up: may this
+        council's people be disclosed to ``requester`` at all? Returns the decisions (people and person
+        fields); on a refusal, adds its record to ``records`` and raises DisclosureRefused."""
+        disclosure = self.policy.decide(requester, datasets=())
+        try:
+            return self.policy.require_people(requester, disclosure)
+        except DisclosureRefused:
+            records.append(maker.refused(disclosure))
+            raise
+
     async def _commit(self, records: list[tuple[str, dict[str, Any]]] | None, requester: Requester) -> None:
         if records:
             await self.disclosure_log.commit(records, request_id=requester.request_id)
@@ -173,9 +188,10 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
     ) -> adapter_pb2.FindPeopleResponse:
         """familycontext.v1 ``FindPeople``: demographics of local candidates.
 
-        INVALID_ARGUMENT for a query without identifiers or with oversized or impossible values;
         UNAUTHENTICATED for a caller without a valid assertion; PERMISSION_DENIED when the sharing policy
-        discloses no people to the requester. Withheld fields are cleared by the policy.
+        discloses no people to the requester, decided before the query is read or anything looked up;
+        INVALID_ARGUMENT for a query without identifiers or with oversized or impossible values. Withheld
+        fields are cleared by the policy.
         """
         verified = await self.caller_check.verify(context, "FindPeople")
         requester = verified.requester
@@ -184,15 +200,11 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         records: list[tuple[str, dict[str, Any]]] = []
 
         def run() -> adapter_pb2.FindPeopleResponse:
+            disclosure = self._people_or_refuse(requester, maker, records)
             search = person_search_from_request(request, today=dt.date.today())
             limit = result_limit(request.max_results, default=s.default_max_results, cap=s.max_results_cap)
             response = adapter_pb2.FindPeopleResponse(candidates=self.source.find_people(search, limit))
-            disclosure = self.policy.decide(requester, datasets=())
-            try:
-                response = self.policy.filter_find_people(requester, response, disclosure=disclosure)
-            except DisclosureRefused:
-                records.append(maker.refused(disclosure))
-                raise
+            response = self.policy.filter_find_people(requester, response, disclosure=disclosure)
             records.append(maker.disclosed(response, dr.released_find_people(response, disclosure)))
             return response
 
@@ -204,8 +216,10 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         self, request: adapter_pb2.GetFamilyContextRequest, context: grpc.aio.ServicerContext
     ) -> adapter_pb2.GetFamilyContextResponse:
         """familycontext.v1 ``GetFamilyContext``: people, relationships, involvements and dataset outcomes;
-        INVALID_ARGUMENT for too many ids, NOT_FOUND when none of them exists, UNAUTHENTICATED without a
-        valid assertion; datasets and fields the sharing policy withholds never leave (WITHHELD outcomes)."""
+        UNAUTHENTICATED without a valid assertion; PERMISSION_DENIED when the sharing policy discloses no
+        people to the requester, whatever ids it asks for (decided before any id is looked up, so it is
+        never told which exist); INVALID_ARGUMENT for too many ids, NOT_FOUND when none of them exists;
+        datasets and fields the sharing policy withholds never leave (WITHHELD outcomes)."""
         verified = await self.caller_check.verify(context, "GetFamilyContext")
         requester = verified.requester
         council = self.settings.council.gss_code
@@ -213,15 +227,12 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
         records: list[tuple[str, dict[str, Any]]] = []
 
         def run() -> adapter_pb2.GetFamilyContextResponse:
+            self._people_or_refuse(requester, maker, records)
             ids = check_family_ids(list(request.local_person_ids))
             response = self.source.get_family_context(ids, request.include_relatives)
             present = dr.datasets_present(response)
             disclosure = self.policy.decide(requester, datasets=present)
-            try:
-                response = self.policy.filter_family_context(requester, response, disclosure=disclosure)
-            except DisclosureRefused:
-                records.append(maker.refused(disclosure))
-                raise
+            response = self.policy.filter_family_context(requester, response, disclosure=disclosure)
             records.append(
                 maker.disclosed(response, dr.released_family_context(response, disclosure, present))
             )

@@ -21,6 +21,7 @@ the YAML file, then defaults. File shape (docs/adapter.md)::
       database_url: sqlite:///var/demo/disclosure-E08000007.sqlite   # PostgreSQL in production
       signing_key_file: var/dev-pki/adapter-E08000007-audit.jwk.json # the council's tree-head key
       tree_head_interval_seconds: 60
+      retention_days: {disclosure: 2557, refusal: 2557}      # optional; these are the defaults
     health_listen: {host: 127.0.0.1, port: 50071}          # optional plaintext grpc.health.v1 only
 
 Relative file paths are relative to the working directory (like a ``sqlite:///`` URL). The files are
@@ -45,11 +46,14 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from familyctx.auditlog.retention import check_retention_days
 from familyctx.config_types import GssCode
 from familyctx_adapter.errors import AdapterConfigError
 from familyctx_adapter.mapping import CMS_FLAVOURS
 
 __all__ = [
+    "DEFAULT_RETENTION_DAYS",
+    "DISCLOSURE_RECORD_CLASSES",
     "AdapterSettings",
     "CouncilSettings",
     "DisclosureLogSettings",
@@ -121,6 +125,15 @@ def _check_url(value: str) -> str:
     return value
 
 
+#: Record classes of the disclosure log (:mod:`familyctx_adapter.disclosure_record`): ``disclosure`` (an
+#: answer given) and ``refusal`` (a refusal by the sharing policy). Retention is set per class.
+DISCLOSURE_RECORD_CLASSES = ("disclosure", "refusal")
+
+#: Seven years (365 * 7 + 2 leap days), as the gateway's ``audit.retention_days``: the default retention
+#: of every disclosure log record class.
+DEFAULT_RETENTION_DAYS = 2557
+
+
 class DisclosureLogSettings(BaseModel):
     """The adapter's own disclosure log (:mod:`familyctx_adapter.disclosure`): one tamper-evident record
     per answer it gives and per refusal by policy, committed before the answer leaves.
@@ -132,6 +145,14 @@ class DisclosureLogSettings(BaseModel):
     (1 s .. 1 day). ``auto_migrate``: apply the Alembic migrations at start-up; default (None) is yes
     for SQLite and no for a database server, where ``familyctx adapter migrate`` is run by the operator
     and the adapter refuses to start on an old schema.
+
+    ``retention_days``: per record class (``disclosure``, ``refusal``), the whole number of days
+    (1 .. 36500) after which ``familyctx adapter retention`` redacts a record: its content and the
+    personal data of its index rows (requester, client, case reference, token id, local person ids) are
+    removed, its hash stays, so the log and its signed tree heads still verify. Default for both classes:
+    2557 days (seven years), as the gateway's ``audit.retention_days``, so that the two ends of one
+    request are kept as long as each other. A class left out keeps the default; an unknown class, a
+    period under a day or a value that is not a whole number is a configuration error.
     """
 
     model_config = {"extra": "forbid"}
@@ -140,6 +161,14 @@ class DisclosureLogSettings(BaseModel):
     signing_key_file: Path
     tree_head_interval_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
     auto_migrate: bool | None = None
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: dict.fromkeys(DISCLOSURE_RECORD_CLASSES, DEFAULT_RETENTION_DAYS)
+    )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _retention_per_class(cls, value: Any) -> dict[str, int]:
+        return check_retention_days(value, DISCLOSURE_RECORD_CLASSES, DEFAULT_RETENTION_DAYS)
 
     @field_validator("database_url")
     @classmethod

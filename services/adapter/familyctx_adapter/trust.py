@@ -1,6 +1,6 @@
 """Who may call this adapter: mutual TLS material and the per-request gateway assertion check.
 
-Two layers, both required on the data port (docs/access-control.md, "How an adapter trusts the gateway"):
+Two layers, both required on the data port (docs/access-control.md, "Gateway-to-adapter trust"):
 
 1. mutual TLS: gRPC asks every caller for a client certificate chained to ``tls.client_ca_file``
    (:func:`load_server_tls`); a caller without one never reaches a handler;

@@ -130,6 +130,19 @@ class SignedTreeHead:
             raise ValueError("root_hash must be 32 bytes")
         return cls(log_id, size, root_hash, parse_rfc3339(issued), token)
 
+    def matches_jws(self) -> bool:
+        """True when the JWS's payload states exactly this head's values. Needs no key and checks no
+        signature: it tells a head whose stored or exported fields were edited after signing (the JWS
+        keeps the signed values) from a tree that changed, even when no public keys are at hand."""
+        token = self.jws
+        if not isinstance(token, str) or len(token) > _MAX_JWS_CHARS or token.count(".") != 2:
+            return False
+        try:
+            payload = jws.extract_compact(token.encode("ascii")).payload
+        except (JoseError, ValueError, UnicodeError):
+            return False
+        return bool(payload == canonical_bytes(self.statement()))
+
     def verify(self, public_jwks: Mapping[str, Any]) -> str | None:
         """None when ``jws`` is a valid ES256 signature, by a key of ``public_jwks`` (its ``kid``), over
         exactly this head's statement; otherwise a short reason (``malformed``, ``unknown_key``,

@@ -39,6 +39,7 @@ from familyctx.auditlog.merkle import (
     perfect_pieces,
 )
 from familyctx.auditlog.proofs import ConsistencyProof, InclusionProof
+from familyctx.auditlog.redaction import REDACTION_CLASS, redaction_record
 from familyctx.auditlog.tables import LogTables
 from familyctx.auditlog.writer import LogWriter
 
@@ -53,6 +54,8 @@ __all__ = [
     "as_utc",
     "envelope_bytes",
     "insert_rows",
+    "payload_bytes",
+    "stored_payload",
 ]
 
 _RECORD_CLASS = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -106,6 +109,9 @@ class LogEntry:
     record: dict[str, Any] | None
     leaf_hash: bytes
     redacted_at: dt.datetime | None
+    #: False when the stored payload is not what was hashed (edited, stored as text, not JSON): then
+    #: ``record`` is None although the entry is not redacted; ``familyctx audit verify`` reports it.
+    intact: bool = True
 
 
 class MerkleLog:
@@ -267,14 +273,18 @@ class MerkleLog:
             row = conn.execute(sa.select(e).where(e.c.seq == seq)).first()
         if row is None:
             return None
-        record = json.loads(row.payload)["record"] if row.payload is not None else None
+        payload = stored_payload(row.payload, row.leaf_hash)
+        record = None
+        if payload is not None:
+            record = json.loads(payload)["record"]
         return LogEntry(
             row.seq,
             row.record_class,
             as_utc(row.recorded_at),
             record,
-            row.leaf_hash,
+            bytes(row.leaf_hash),
             as_utc(row.redacted_at) if row.redacted_at is not None else None,
+            intact=payload is not None or (row.payload is None and row.redacted_at is not None),
         )
 
     # -- proofs ---------------------------------------------------------------------------------------
@@ -353,36 +363,83 @@ class MerkleLog:
 
     # -- retention ------------------------------------------------------------------------------------
 
-    def redact(self, conn: sa.Connection, seqs: Iterable[int]) -> int:
-        """Retention: drop the payload of entries ``seqs`` (set NULL, ``redacted_at`` now) inside the
-        caller's transaction; the leaf hash stays, so the tree and every signed head still verify.
-        Returns the number of entries newly redacted (already-redacted ones are left alone)."""
+    def redact(
+        self,
+        conn: sa.Connection,
+        seqs: Iterable[int],
+        *,
+        record_class: str,
+        cutoff: dt.datetime,
+        retention_days: int | None = None,
+    ) -> int:
+        """Retention: drop the payload of those entries ``seqs`` that are of ``record_class`` and were
+        recorded before ``cutoff`` (set NULL, ``redacted_at`` now), inside the caller's transaction; the
+        leaf hash stays, so the tree and every signed head still verify. In the same transaction a
+        :data:`~.redaction.REDACTION_CLASS` record listing the entries redacted, the class, the period
+        (``retention_days``) and the cut-off is appended (:mod:`.redaction`), so that ``verify_log`` can
+        tell retention from a payload removed by hand. Takes the tree-state lock first (as appends do).
+        Returns the number of entries newly redacted (others, and already-redacted ones, are left
+        alone; nothing is appended when none is). Raises ``ValueError`` for a bad ``record_class``."""
+        if record_class == REDACTION_CLASS or not _RECORD_CLASS.match(record_class):
+            raise ValueError("record_class must be a record class other than 'redaction'")
         e = self.tables.entries
-        now = dt.datetime.now(dt.UTC)
-        wanted = sorted(set(seqs))
-        count = 0
+        before = as_utc(cutoff)
+        wanted = sorted(set(int(s) for s in seqs))
+        if not wanted:
+            return 0
+        self._lock_state(conn)
+        due: list[int] = []
         for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
-            stmt = (
-                e.update()
-                .where(e.c.seq.in_(chunk), e.c.payload.is_not(None))
-                .values(payload=None, redacted_at=now)
+            query = sa.select(e.c.seq).where(
+                e.c.seq.in_(wanted[i : i + _CHUNK]),
+                e.c.record_class == record_class,
+                e.c.recorded_at < before,
+                e.c.payload.is_not(None),
             )
-            count += conn.execute(stmt).rowcount
-        return count
+            due.extend(int(s) for s in conn.execute(query).scalars())
+        if not due:
+            return 0
+        due.sort()
+        now = dt.datetime.now(dt.UTC)
+        for i in range(0, len(due), _CHUNK):
+            conn.execute(
+                e.update().where(e.c.seq.in_(due[i : i + _CHUNK])).values(payload=None, redacted_at=now)
+            )
+        record = redaction_record(record_class, due, cutoff=before, retention_days=retention_days)
+        self.append(conn, [(REDACTION_CLASS, record)])
+        return len(due)
 
-    def redact_older_than(self, conn: sa.Connection, record_class: str, before: dt.datetime) -> int:
+    def redact_older_than(
+        self,
+        conn: sa.Connection,
+        record_class: str,
+        before: dt.datetime,
+        *,
+        retention_days: int | None = None,
+        batch: int = 1000,
+    ) -> int:
         """Retention by class: redact every entry of ``record_class`` recorded before ``before`` (UTC)
-        inside the caller's transaction; returns how many were newly redacted."""
+        inside the caller's transaction, as :meth:`redact` (one redaction record per ``batch``
+        entries); returns how many were newly redacted."""
         e = self.tables.entries
-        stmt = (
-            e.update()
+        query = (
+            sa.select(e.c.seq)
             .where(
                 e.c.record_class == record_class, e.c.recorded_at < as_utc(before), e.c.payload.is_not(None)
             )
-            .values(payload=None, redacted_at=dt.datetime.now(dt.UTC))
+            .order_by(e.c.seq)
         )
-        return conn.execute(stmt).rowcount
+        seqs = [int(s) for s in conn.execute(query).scalars()]
+        done = 0
+        for i in range(0, len(seqs), batch):
+            done += self.redact(
+                conn,
+                seqs[i : i + batch],
+                record_class=record_class,
+                cutoff=before,
+                retention_days=retention_days,
+            )
+        return done
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -412,6 +469,35 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row([Json(row[c]) if c in json_columns else row[c] for c in columns])
+
+
+def payload_bytes(payload: Any) -> bytes | None:
+    """A stored ``payload`` column value as bytes for display (None stays None; text, which a hand edit
+    in SQLite can leave in the BLOB column, is encoded as UTF-8 rather than failing). Whether those bytes
+    are what was hashed is :func:`stored_payload`'s question."""
+    if payload is None:
+        return None
+    if isinstance(payload, str):
+        return payload.encode("utf-8", "surrogatepass")
+    return bytes(payload)
+
+
+def stored_payload(payload: Any, leaf: Any) -> bytes | None:
+    """The stored ``payload`` column as bytes when it is intact: bytes (not text, as a hand edit in
+    SQLite can leave it) that hash to the entry's ``leaf`` hash and hold a JSON envelope with a
+    ``record`` object. None otherwise (redacted, edited or unreadable): readers such as the IG API show
+    such an entry without its record instead of failing; ``verify_log`` reports it as ``edited``."""
+    if isinstance(payload, memoryview):
+        payload = payload.tobytes()
+    if not isinstance(payload, bytes) or leaf is None or leaf_hash(payload) != bytes(leaf):
+        return None
+    try:
+        envelope = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("record"), dict):
+        return None
+    return payload
 
 
 def node_last_seq(level: int, idx: int) -> int:

@@ -5,8 +5,13 @@ snapshot. What is checked, and the fixed problem ``kind`` reported (each with th
 a count of how many entries or heads it affects):
 
 ``edited``
-    an entry's payload does not hash to its stored leaf hash, or its ``record_class``/``recorded_at``
-    columns differ from the hashed record, or its payload is gone without a redaction time.
+    an entry's payload does not hash to its stored leaf hash (or is stored as text, not bytes), or its
+    ``record_class``/``recorded_at`` columns differ from the hashed record, or its payload is gone
+    without a redaction time.
+``unauthorised_redaction``
+    an entry's payload was removed (``redacted_at`` set) but no later, intact ``redaction`` record of
+    its class lists it with a cut-off after its ``recorded_at`` (:mod:`.redaction`): removed by hand,
+    not by retention.
 ``gap``
     a sequence number is missing (a row was deleted).
 ``root_mismatch``
@@ -18,13 +23,21 @@ a count of how many entries or heads it affects):
     the log holds fewer entries than a head says it had.
 ``empty_log``
     the log holds no entries at all but a head says it had some.
+``edited_head``
+    a tree head's row (or kept line) states other values than its own JWS payload: the head was edited
+    after signing. Checked with or without public keys (no signature is needed to see it).
 ``bad_signature``
-    a head's JWS does not verify with the given public keys, was signed for another log, or states other
-    values than its row (heads with a bad signature are not used for the root checks).
+    a head's JWS does not verify with the given public keys, or was signed for another log.
+    Heads that are edited or badly signed are not used for the root checks.
 ``state_mismatch``
     the tree-state row (size, frontier) or the node cache disagrees with the recomputed tree.
+``index_mismatch``
+    (with an :class:`~.index_check.IndexChecker`) the owner's index tables hold rows edited, deleted
+    or added without a log entry, compared with the rows each intact entry's record gives, or a
+    redacted entry's index rows still hold what retention removes.
 
-Redacted entries (payload removed under retention, leaf hash kept) are counted, not problems.
+Redacted entries (payload removed under retention, leaf hash kept, listed by a ``redaction`` record) are
+counted, not problems.
 """
 
 from __future__ import annotations
@@ -32,7 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +53,10 @@ import sqlalchemy as sa
 
 from familyctx.auditlog.engine import READ_ONLY
 from familyctx.auditlog.heads import SignedTreeHead
+from familyctx.auditlog.index_check import IndexChecker, IndexWalk
 from familyctx.auditlog.log import envelope_head, head_from_row, node_last_seq
 from familyctx.auditlog.merkle import EMPTY_ROOT, Frontier, leaf_hash, perfect_pieces
+from familyctx.auditlog.redaction import REDACTION_CLASS, RedactionCoverage
 from familyctx.auditlog.tables import LogTables
 
 __all__ = ["PROBLEM_KINDS", "Problem", "VerifyReport", "verify_log"]
@@ -49,11 +64,14 @@ __all__ = ["PROBLEM_KINDS", "Problem", "VerifyReport", "verify_log"]
 PROBLEM_KINDS = (
     "edited",
     "gap",
+    "unauthorised_redaction",
     "root_mismatch",
     "truncated",
     "empty_log",
+    "edited_head",
     "bad_signature",
     "state_mismatch",
+    "index_mismatch",
 )
 
 
@@ -152,6 +170,14 @@ def _check_heads(
     """Signature checks; returns the heads fit for root checks, by size."""
     by_size: dict[int, list[tuple[str, SignedTreeHead]]] = {}
     for source, head in heads:
+        if not head.matches_jws():
+            problems.add(
+                "edited_head",
+                None,
+                f"{source} tree head of size {head.tree_size}: its values differ from its signed JWS",
+                tree_size=head.tree_size,
+            )
+            continue
         reason = head.verify(public_jwks) if public_jwks is not None else None
         if reason is None and log_id is not None and head.log_id != log_id:
             reason = "signed for another log"
@@ -167,7 +193,9 @@ def _check_heads(
     return by_size
 
 
-def _stream(conn: sa.Connection, query: sa.Select[Any], name: str, batch_size: int) -> Iterator[Any]:
+def _stream(
+    conn: sa.Connection, query: sa.Select[Any], name: str, batch_size: int
+) -> Generator[Any, None, None]:
     """Rows of ``query`` (tuples), fetched ``batch_size`` at a time, inside ``conn``'s open transaction.
 
     The driver's own cursors on the same connection and snapshot (SQLAlchemy's row objects cost more
@@ -199,13 +227,16 @@ def verify_log(
     kept_heads: Sequence[SignedTreeHead] = (),
     log_id: str | None = None,
     batch_size: int = 5000,
+    index_checker: IndexChecker | None = None,
 ) -> VerifyReport:
     """Verify the log in ``tables`` on ``engine`` (see the module docstring for the checks and kinds).
 
     ``public_jwks``: the log's public JWK Set; None skips signature checks (``signatures_checked``
     False). ``kept_heads``: heads kept outside the system (e.g. from ``read_heads_jsonl``): they catch a
     truncated, emptied or rewritten log that the database's own heads no longer can. ``log_id``: when
-    given, heads signed for another log are ``bad_signature``. Reads in one snapshot (PostgreSQL
+    given, heads signed for another log are ``bad_signature``. ``index_checker``: the log owner's
+    :class:`~.index_check.IndexChecker` (e.g. the gateway's or an adapter's): also compare its index
+    tables with the records (``index_mismatch``). Reads in one snapshot (PostgreSQL
     REPEATABLE READ; SQLite a deferred read transaction), so appends may go on meanwhile. Raises
     SQLAlchemy errors when the database cannot be read, :class:`~.errors.TreeHeadKeyError` for a JWK Set
     without ``keys``."""
@@ -230,12 +261,27 @@ def verify_log(
         ).order_by(t.entries.c.seq)
         n = t.tree_nodes.c
         nodes_q = sa.select(n.last_seq, n.level, n.hash).order_by(n.last_seq, n.level)
-        walk = _Walk(by_size, problems)
-        walk.run(
-            _stream(conn, entries_q, "familyctx_verify_entries", batch_size),
-            _stream(conn, nodes_q, "familyctx_verify_nodes", batch_size),
+        e = t.entries.c
+        redactions_q = sa.select(e.seq, e.payload, e.leaf_hash).where(e.record_class == REDACTION_CLASS)
+        coverage = RedactionCoverage(
+            (row.seq, row.payload, row.leaf_hash) for row in conn.execute(redactions_q.order_by(e.seq))
         )
+        index = IndexWalk(index_checker, conn, batch_size) if index_checker is not None else None
+        walk = _Walk(by_size, problems, coverage, index)
+        entries = _stream(conn, entries_q, "familyctx_verify_entries", batch_size)
+        nodes = _stream(conn, nodes_q, "familyctx_verify_nodes", batch_size)
+        try:
+            walk.run(entries, nodes)
+            if index is not None:
+                index.finish(conn)
+        finally:  # close the cursors while the connection is open (an error must not be masked)
+            entries.close()
+            nodes.close()
+            if index is not None:
+                index.close()
     walk.finish(state)
+    if index is not None:
+        _index_problems(index, problems)
     return VerifyReport(
         ok=not problems.result(),
         entries=walk.entries,
@@ -250,12 +296,43 @@ def verify_log(
     )
 
 
+def _index_problems(index: IndexWalk, problems: _Problems) -> None:
+    findings = sorted(index.findings, key=lambda f: (f[0] is None, f[0] or 0))
+    if not findings:
+        return
+    seqs = {f[0] for f in findings if f[0] is not None}
+    count = len(seqs) + sum(1 for f in findings if f[0] is None)
+    first = findings[0]
+    problems.add("index_mismatch", first[0], first[1], count=count)
+
+
+def _utc(moment: Any) -> dt.datetime | None:
+    """A stored ``recorded_at`` as an aware UTC time (SQLite's raw cursor gives SQLAlchemy's stored text
+    "YYYY-MM-DD HH:MM:SS.ffffff", UTC, without a zone); None when unreadable."""
+    if isinstance(moment, str):
+        try:
+            moment = dt.datetime.fromisoformat(moment)
+        except ValueError:
+            return None
+    if not isinstance(moment, dt.datetime):
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 class _Walk:
     """The single pass: entries beside the node cache, heads checked as their size is reached."""
 
-    def __init__(self, by_size: dict[int, list[tuple[str, SignedTreeHead]]], problems: _Problems) -> None:
+    def __init__(
+        self,
+        by_size: dict[int, list[tuple[str, SignedTreeHead]]],
+        problems: _Problems,
+        coverage: RedactionCoverage,
+        index: IndexWalk | None,
+    ) -> None:
         self.by_size = by_size
         self.problems = problems
+        self.coverage = coverage
+        self.index = index
         self.frontier = Frontier()
         self.entries = 0
         self.redacted = 0
@@ -302,30 +379,54 @@ class _Walk:
         self,
         seq: int,
         record_class: str,
-        recorded_at: dt.datetime,
-        payload: bytes | None,
+        recorded_at: dt.datetime | str,
+        payload: Any,
         leaf: bytes,
         redacted_at: dt.datetime | None,
     ) -> None:
+        state = self._payload_state(seq, record_class, recorded_at, payload, leaf, redacted_at)
+        if self.index is not None:
+            record = None
+            if state == "intact":
+                try:
+                    record = json.loads(payload)["record"]
+                except (ValueError, KeyError, TypeError):
+                    state = "unreadable"
+            self.index.entry(seq, record_class, record, state)
+
+    def _payload_state(
+        self,
+        seq: int,
+        record_class: str,
+        recorded_at: dt.datetime | str,
+        payload: Any,
+        leaf: bytes,
+        redacted_at: dt.datetime | None,
+    ) -> str:
+        """``intact``, ``redacted`` or ``unreadable`` (a problem was added)."""
+        moment = _utc(recorded_at)
         if payload is None:
             if redacted_at is None:
                 self.problems.add("edited", seq, "payload removed without a redaction time")
-            else:
-                self.redacted += 1
-                self.redacted_by_class[record_class] = self.redacted_by_class.get(record_class, 0) + 1
-            return
+                return "unreadable"
+            self.redacted += 1
+            self.redacted_by_class[record_class] = self.redacted_by_class.get(record_class, 0) + 1
+            reason = self.coverage.check(seq, record_class, moment) if moment is not None else "no valid time"
+            if reason is not None:
+                self.problems.add("unauthorised_redaction", seq, reason)
+            return "redacted"
+        if isinstance(payload, memoryview):
+            payload = payload.tobytes()
+        if not isinstance(payload, bytes):
+            self.problems.add("edited", seq, "payload stored as text, not the bytes that were hashed")
+            return "unreadable"
         if leaf_hash(payload) != leaf:
             self.problems.add("edited", seq, "payload does not hash to the leaf hash")
-            return
+            return "unreadable"
         # The envelope is canonical JSON with sorted keys: {"class":..,"record":{..},"recorded_at":".."}.
         head = self._heads.get(record_class)
         if head is None:
             head = self._heads[record_class] = envelope_head(record_class)
-        moment = recorded_at
-        if isinstance(moment, str):  # SQLite: "YYYY-MM-DD HH:MM:SS.ffffff", UTC
-            moment = dt.datetime.fromisoformat(moment)
-        if moment.tzinfo is None:  # SQLite returns the stored UTC time without its zone
-            moment = moment.replace(tzinfo=dt.UTC)
         try:
             stated = dt.datetime.fromisoformat(payload[-29:-2].decode("ascii"))
         except (ValueError, UnicodeError):
@@ -337,11 +438,13 @@ class _Walk:
             and stated == moment
         ):
             self.problems.add("edited", seq, "class or time column differs from the hashed record")
+            return "unreadable"
+        return "intact"
 
     def _node_problem(self, last_seq: int, level: int, what: str) -> None:
         # The first node met (in completion order) is the smallest subtree holding the first change.
         first = last_seq + 1 - (1 << level)
-        if self.first_node_mismatch is None:
+        if self.first_node_mismatch is None and what == "differs":  # a missing cache locates nothing
             self.first_node_mismatch = first
         self.problems.add("state_mismatch", first, f"node cache: subtree of seq {first}..{last_seq} {what}")
 

@@ -1,4 +1,5 @@
-"""``familyctx adapter serve``, ``prepare``, ``migrate`` and ``check-policy``: run one council's adapter."""
+"""``familyctx adapter serve``, ``prepare``, ``migrate``, ``retention`` and ``check-policy``: run one
+council's adapter."""
 
 from __future__ import annotations
 
@@ -116,6 +117,63 @@ def migrate_command(
         typer.echo(f"disclosure log schema already at {after.current}")
     else:
         typer.echo(f"disclosure log schema upgraded from {before.current or 'nothing'} to {after.current}")
+
+
+@adapter_app.command("retention")
+def retention_command(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what is due; change nothing.")
+    ] = False,
+) -> None:
+    """Redact disclosure log records older than disclosure_log.retention_days (per record class).
+
+    The record's content and the personal data of its index rows are removed; its hash stays, so the
+    log and every signed tree head still verify. Run daily.
+
+    Exit status: 0 done, 1 the database cannot be used or its schema is not current, 2 the config is
+    unusable.
+    """
+    from familyctx_adapter.disclosure_retention import apply_retention
+    from familyctx_adapter.disclosure_schema import schema_status
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from familyctx.auditlog.engine import create_log_engine
+
+    settings = _load(config)
+    section = settings.disclosure_log
+    url = make_url(section.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not url.database.startswith("file:"):
+        if not Path(url.database).is_file():  # say so rather than create an empty database
+            typer.echo(f"error: disclosure_log.database_url: no SQLite database at {url.database}", err=True)
+            raise typer.Exit(code=1)
+    engine = create_log_engine(url)
+    try:
+        status = schema_status(engine)
+        if not status.at_head:
+            typer.echo(
+                "error: disclosure_log.database_url: the disclosure log schema is at "
+                f"{status.current or 'nothing'}, this adapter needs {status.head}; run "
+                "`familyctx adapter migrate --config <file>` first",
+                err=True,
+            )
+            raise typer.Exit(code=1)
+        report = apply_retention(engine, section, dry_run=dry_run)
+    except SQLAlchemyError as exc:
+        # The exception's class only: its text may carry the database URL (with a password).
+        typer.echo(
+            f"error: the disclosure log database cannot be used ({type(exc).__name__}); check "
+            "disclosure_log.database_url and that the database server is reachable",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
+    finally:
+        engine.dispose()
+    verb = "due for redaction" if dry_run else "redacted"
+    for record_class, count in sorted(report.redacted.items()):
+        days = section.retention_days[record_class]
+        typer.echo(f"{record_class}: {count} {verb} (older than {days} days)")
 
 
 #: GSS code used for "a worker from another council" in the check-policy table (no real council has it).

@@ -48,13 +48,21 @@ GATEWAY_LOG_ID = "familyctx-gateway"
 MEANINGS = {
     "edited": "a record's content no longer matches the hash it was logged with (edited)",
     "gap": "a record is missing (deleted)",
+    "unauthorised_redaction": "a record's content was removed without a retention redaction record "
+    "authorising it (removed by hand)",
     "root_mismatch": "the tree no longer has the root a signed head states (records edited, "
     "reordered, inserted or deleted)",
     "truncated": "the log is shorter than a tree head says it was (records removed at the end)",
     "empty_log": "the log is empty but a tree head says it held records",
+    "edited_head": "a stored or kept tree head was edited after it was signed (its values differ "
+    "from its signature's)",
     "bad_signature": "a tree head's signature does not verify with the given keys",
     "state_mismatch": "the stored tree state or node cache disagrees with the records",
+    "index_mismatch": "the index the IG API and subject access reports read differs from the records "
+    "(rows edited, deleted or added without a record)",
 }
+#: Index tables whose presence means the owner's index can be checked, by log kind.
+INDEX_TABLES = {"gateway": "audit_events", "adapter": "disclosure_index"}
 
 DatabaseOption = Annotated[
     str,
@@ -90,15 +98,26 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 class _Opened:
     """An open log: engine, tables, which kind (``gateway``/``adapter``), display URL."""
 
-    def __init__(self, engine: sa.Engine, tables: LogTables, kind: str, shown: str) -> None:
+    def __init__(
+        self, engine: sa.Engine, tables: LogTables, kind: str, shown: str, names: set[str] | None = None
+    ) -> None:
         from familyctx.auditlog.log import MerkleLog
 
         self.engine, self.tables, self.kind, self.shown = engine, tables, kind, shown
+        self.names = names or set()
         self.log: MerkleLog = MerkleLog(engine, tables)
 
     @property
     def title(self) -> str:
         return "gateway audit log" if self.kind == "gateway" else "adapter disclosure log"
+
+
+class _LogGone(Exception):
+    """The database names no log (file missing, or no log tables in it): a finding when heads are kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def _url(database: str) -> Any:
@@ -108,7 +127,9 @@ def _url(database: str) -> Any:
     if "://" not in database:  # a path: a SQLite file
         path = Path(database).expanduser()
         if not path.is_file():
-            _fail(f"--database {database}: no such file (give a SQLAlchemy URL or a SQLite file's path)")
+            raise _LogGone(
+                f"--database {database}: no such file (give a SQLAlchemy URL or a SQLite file's path)"
+            )
         return make_url(f"sqlite:///{path.resolve()}")
     try:
         url = make_url(database)
@@ -116,12 +137,24 @@ def _url(database: str) -> Any:
         _fail("--database is not a SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db)")
     if url.get_backend_name() == "sqlite":
         name = url.database or ""
-        if not name or name == ":memory:" or not Path(name).is_file():
-            _fail(f"--database {url.render_as_string(hide_password=True)}: no such SQLite file")
+        if not name or name == ":memory:":
+            _fail(f"--database {url.render_as_string(hide_password=True)}: not a SQLite file")
+        if not Path(name).is_file():
+            raise _LogGone(f"--database {url.render_as_string(hide_password=True)}: no such SQLite file")
     return url
 
 
 def _open(database: str, log: str | None) -> _Opened:
+    """The log in ``database``; exit 2 when there is none (see :func:`_open_or_gone`)."""
+    try:
+        return _open_or_gone(database, log)
+    except _LogGone as gone:
+        _fail(gone.message)
+
+
+def _open_or_gone(database: str, log: str | None) -> _Opened:
+    """The log in ``database``. Raises :class:`_LogGone` when the file or the log's tables are missing;
+    exits 2 for other usage errors."""
     import sqlalchemy as sa
 
     from familyctx.auditlog.engine import create_log_engine
@@ -139,13 +172,13 @@ def _open(database: str, log: str | None) -> _Opened:
     found = [kind for kind, prefix in PREFIXES.items() if f"{prefix}_entries" in names]
     if log is None:
         if not found:
-            _fail(f"{shown} holds no audit log (no audit_entries or disclosure_entries table)")
+            raise _LogGone(f"{shown} holds no audit log (no audit_entries or disclosure_entries table)")
         if len(found) > 1:
             _fail(f"{shown} holds both the gateway's and an adapter's log: choose one with --log")
         log = found[0]
     elif log not in found:
-        _fail(f"{shown} holds no {log} log ({PREFIXES[log]}_entries table missing)")
-    return _Opened(engine, log_tables(sa.MetaData(), PREFIXES[log]), log, shown)
+        raise _LogGone(f"{shown} holds no {log} log ({PREFIXES[log]}_entries table missing)")
+    return _Opened(engine, log_tables(sa.MetaData(), PREFIXES[log]), log, shown, names)
 
 
 def _read_jwks(path: Path | None) -> dict[str, Any] | None:
@@ -197,6 +230,54 @@ def _print_report(opened: _Opened, report: VerifyReport, kept: int) -> None:
     )
 
 
+def _one_log_id(kept: list[SignedTreeHead], path: Path | None) -> str | None:
+    """The log id of the kept heads; exit 2 when they are of several logs."""
+    ids = sorted({h.log_id for h in kept})
+    if len(ids) > 1:
+        _fail(
+            f"--kept-heads {path} holds tree heads of several logs ({', '.join(ids)}): keep one file per "
+            "log and give the file of the log checked"
+        )
+    return ids[0] if ids else None
+
+
+def _kind_of(log_id: str | None, log: str | None) -> str:
+    if log is not None:
+        return log
+    if log_id == GATEWAY_LOG_ID:
+        return "gateway"
+    return "adapter" if log_id and log_id.startswith("adapter-") else "log"
+
+
+def _report_gone(message: str, kept: list[SignedTreeHead], kind: str, as_json: bool) -> NoReturn:
+    """A log checked against kept heads is gone (file or tables missing): an ``empty_log`` finding."""
+    largest = max(h.tree_size for h in kept)
+    detail = f"the log the kept heads describe is gone ({message}); the largest kept head says {largest}"
+    if as_json:
+        problem = {"kind": "empty_log", "seq": 0, "count": len(kept), "tree_size": largest, "detail": detail}
+        data = {"log": kind, "ok": False, "entries": 0, "redacted": 0, "problems": [problem]}
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        out = _console()
+        out.print(
+            f"[bold red]problems found[/]: [bold]empty_log[/] ({len(kept)} kept tree head(s)): {detail}"
+        )
+        out.print(f"      meaning: {MEANINGS['empty_log']}")
+        out.print("[bold red]FAILED[/]: the log cannot be trusted as is.")
+    raise typer.Exit(code=1)
+
+
+def _index_checker(kind: str) -> Any:
+    """The owner's index checker for a log kind (imported only when checking)."""
+    if kind == "gateway":
+        from familyctx_gateway.audit_index_check import GatewayIndexChecker
+
+        return GatewayIndexChecker()
+    from familyctx_adapter.disclosure_index_check import DisclosureIndexChecker
+
+    return DisclosureIndexChecker()
+
+
 @audit_app.command("verify")
 def verify_command(
     database: DatabaseOption,
@@ -212,9 +293,13 @@ def verify_command(
     log_id: Annotated[
         str | None, typer.Option("--log-id", help="Expected log id in heads, e.g. adapter-E08000007.")
     ] = None,
+    no_index: Annotated[
+        bool, typer.Option("--no-index", help="Skip comparing the index tables with the records.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute the log's Merkle tree and check every record and tree head. Exit 1 if anything is wrong."""
+    """Recompute the log's Merkle tree and check every record, tree head and index row. Exit 1 if anything
+    is wrong; 2 for a usage error (including kept heads of another log)."""
     import sqlalchemy as sa
 
     from familyctx.auditlog.errors import TreeHeadKeyError
@@ -222,9 +307,33 @@ def verify_command(
 
     public = _read_jwks(jwks)
     kept = _read_kept(kept_heads)
-    opened = _open(database, log)
+    kept_id = _one_log_id(kept, kept_heads)
+    if log_id is not None and kept_id is not None and kept_id != log_id:
+        _fail(f"--kept-heads {kept_heads} are tree heads of log {kept_id}, not of --log-id {log_id}")
     try:
-        report = verify_log(opened.engine, opened.tables, public_jwks=public, kept_heads=kept, log_id=log_id)
+        opened = _open_or_gone(database, log)
+    except _LogGone as gone:
+        if not kept:
+            _fail(gone.message)
+        _report_gone(gone.message, kept, _kind_of(kept_id, log), as_json)
+    try:
+        expected = log_id or _default_log_id(opened)
+        if kept_id is not None and expected is not None and kept_id != expected:
+            _fail(
+                f"--kept-heads {kept_heads} are tree heads of log {kept_id}, but {opened.shown} is log "
+                f"{expected}: give the kept heads of this log (or --log-id if the log was renamed)"
+            )
+        checker = None
+        if not no_index and INDEX_TABLES[opened.kind] in opened.names:
+            checker = _index_checker(opened.kind)
+        report = verify_log(
+            opened.engine,
+            opened.tables,
+            public_jwks=public,
+            kept_heads=kept,
+            log_id=expected or kept_id,
+            index_checker=checker,
+        )
     except sa.exc.SQLAlchemyError as exc:
         _fail(f"cannot read the log in {opened.shown} ({type(exc).__name__})")
     except TreeHeadKeyError as exc:
@@ -249,9 +358,8 @@ def _default_log_id(opened: _Opened) -> str | None:
         return GATEWAY_LOG_ID
     e = opened.tables.entries
     with opened.engine.connect() as conn:
-        row = conn.execute(
-            sa.select(e.c.seq).where(e.c.payload.is_not(None)).order_by(e.c.seq.desc()).limit(1)
-        ).first()
+        query = sa.select(e.c.seq).where(e.c.payload.is_not(None), e.c.record_class != "redaction")
+        row = conn.execute(query.order_by(e.c.seq.desc()).limit(1)).first()
     entry = opened.log.entry(row.seq) if row is not None else None
     council = (entry.record or {}).get("council") if entry is not None else None
     return f"adapter-{council}" if isinstance(council, str) and council else None
@@ -345,6 +453,7 @@ def export_heads_command(
             kept = read_heads_jsonl(out)
         except (OSError, ValueError) as exc:
             _fail(f"--out {out} exists but is not a tree-head file: {exc}")
+    kept_id = _one_log_id(kept, out)
     opened = _open(database, log)
     try:
         stored = opened.log.signed_heads()
@@ -352,6 +461,12 @@ def export_heads_command(
         _fail(f"cannot read the tree heads in {opened.shown} ({type(exc).__name__})")
     finally:
         opened.engine.dispose()
+    other = sorted({h.log_id for h in stored} - {kept_id} if kept_id is not None else set())
+    if other:
+        _fail(
+            f"--out {out} keeps the tree heads of log {kept_id}; {opened.shown} is log {', '.join(other)}: "
+            "keep each log's heads in its own file"
+        )
     by_size = {(h.log_id, h.tree_size): h for h in kept}
     new = [h for h in stored if (h.log_id, h.tree_size) not in by_size]
     clashes = [
@@ -429,8 +544,14 @@ def proof_command(
         out.print(f"path: {len(path)} hash(es), {32 * len(path)} bytes")
         for i, h in enumerate(path):
             out.print(f"  {i:>2}  {h.hex()}")
-        out.print(f"proof {'[green]verifies[/]' if valid else '[bold red]does NOT verify[/]'}")
-        if matches_head is not None:
+        if not valid:
+            out.print(
+                "proof [bold red]does NOT verify[/]: the log's stored hashes disagree with each other "
+                "(tampering); run `familyctx audit verify` on this log"
+            )
+        else:
+            out.print("proof [green]verifies[/]")
+        if matches_head is not None and valid:
             out.print(
                 f"root {'matches' if matches_head else '[bold red]differs from[/]'} "
                 f"the signed head of size {size}"

@@ -1,6 +1,7 @@
 """``familyctx gateway serve``: run the central gateway (FastAPI under uvicorn); ``familyctx gateway
 migrate``: bring its audit database's schema to the current version (Alembic); ``familyctx gateway
-retention``: redact audit records past their retention period (docs/audit.md)."""
+retention``: redact audit records past their retention period (docs/audit.md); ``familyctx gateway
+check-policy``: validate the access policy and print who may do what (docs/access-control.md)."""
 
 from __future__ import annotations
 
@@ -171,6 +172,53 @@ def serve_command(
 
     server = _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False))
     server.run(sockets=[sock])
+
+
+@gateway_app.command("check-policy")
+def check_policy_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help=_CONFIG_HELP + " Its access_policy_file is checked."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy",
+            help="Check this access policy file instead (default: the config's access_policy_file, else the "
+            "packaged familyctx_gateway/policies/access.cedar).",
+        ),
+    ] = None,
+) -> None:
+    """Validate the gateway access policy as start-up does and print who may do what, for which purpose.
+
+    Prints a table role x action x purpose -> allowed / break glass / refused, asked of the policy
+    itself. Exit status: 0 valid; 2 the policy (or the config) is unusable, with one line saying why.
+    """
+    import textwrap
+
+    from familyctx_gateway.access import DEFAULT_POLICY_FILE, AccessPolicy
+    from familyctx_gateway.access_table import access_rows, render_table
+    from familyctx_gateway.errors import GatewayConfigError
+
+    path = policy
+    if path is None and config is not None:
+        path = _settings_or_exit(config).access_policy_file
+    path = path or DEFAULT_POLICY_FILE
+    try:
+        loaded = AccessPolicy.load(path)
+    except GatewayConfigError as exc:
+        typer.echo("error: " + " ".join(str(exc).split()), err=True)  # one line, whatever Cedar wrote
+        raise typer.Exit(code=2) from None
+    ids = loaded.policy_ids
+    typer.echo(f"{path}: valid gateway access policy, {len(ids)} policies:")
+    typer.echo(
+        textwrap.fill(
+            ", ".join(ids), 100, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False
+        )
+    )
+    lifted = ", ".join(loaded.purpose_restrictions) or "none"
+    typer.echo(f"purpose restrictions break glass may lift: {lifted}\n")
+    typer.echo(render_table(access_rows(loaded)))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,8 +7,11 @@
   (:mod:`familyctx_gateway.api.routes.audit_integrity`)
 - the break-glass review queue (:mod:`familyctx_gateway.api.routes.audit_break_glass`)
 
-Scope: an IG officer of council X sees the records of requests made by X's staff, or that asked X, or
-that named a person X holds (:mod:`familyctx_gateway.audit_queries`). Docs: docs/ig-api.md.
+Scope: an IG officer of council X sees the records of requests made by X's staff, in full, and the
+records in which X's data was returned or a person X holds was searched for, as a partial view of X's
+part (:mod:`familyctx_gateway.audit_scope`). Unknown query parameters are refused (422).
+Docs: docs/gateway-api.md, "The IG API: `/v1/audit`"; worked examples: docs/audit.md, "The IG API:
+worked examples".
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from familyctx_gateway.api.audit_views import (
@@ -35,6 +38,8 @@ from familyctx_gateway.api.audit_views import (
     cursor_seq,
     errors_for,
     invalid,
+    known_parameters_only,
+    partial_note,
     queries,
     subject_query,
     subject_view,
@@ -66,7 +71,7 @@ from familyctx_gateway.audit_queries import (
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/audit", tags=["IG: audit"])
+router = APIRouter(prefix="/audit", tags=["IG: audit"], dependencies=[Depends(known_parameters_only)])
 router.include_router(audit_integrity.router)
 router.include_router(audit_break_glass.router)
 log = logging.getLogger("familyctx_gateway.api.audit")
@@ -200,6 +205,7 @@ async def search_events(
     return AuditEventsPage(
         events=[summary(v) for v in page.events],
         next_cursor=str(page.next_before) if page.next_before is not None else None,
+        partial_view_note=partial_note(page.events),
     )
 
 
@@ -248,7 +254,7 @@ async def export_events(
 def _report(ig: IgRequest, subject: SubjectQuery) -> SubjectAccessReport:
     audit = queries(ig)
     page = audit.search(AuditFilter(subject=subject), scope=ig.council, limit=MAX_REPORT_RECORDS)
-    identities = audit.subject_identities(subject)
+    identities = audit.subject_identities(subject, scope=ig.council)
     return SubjectAccessReport(
         subject=SubjectQueryView(
             nhs_number=subject.nhs_number,
@@ -261,6 +267,7 @@ def _report(ig: IgRequest, subject: SubjectQuery) -> SubjectAccessReport:
         events=[summary(v) for v in page.events],
         truncated=page.next_before is not None,
         max_records=MAX_REPORT_RECORDS,
+        partial_view_note=partial_note(page.events),
     )
 
 
@@ -318,10 +325,15 @@ async def flags(
     """Records flagged for review between ``from`` (default: 7 days before ``to``) and ``to`` (default:
     now), at most 366 days: a worker looking up a person who shares their family name; the first
     request under a case reference new for that worker; a worker's day naming more distinct council
-    records than ``audit.flag_daily_records``. A shared address cannot be checked (``not_checked``)."""
+    records, or more lookups (requests with a subject searched for, found or not), than
+    ``audit.flag_daily_records``. A shared address cannot be checked (``not_checked``)."""
     start, end = window(since, to)
     end = end or dt.datetime.now(dt.UTC)
-    start = start or end - dt.timedelta(days=7)
+    if start is None:
+        try:
+            start = end - dt.timedelta(days=7)
+        except OverflowError:  # "to" in the first week of year 1
+            start = dt.datetime.min.replace(tzinfo=dt.UTC)
     if start >= end:
         raise invalid("from", "must be earlier than to")
     if end - start > dt.timedelta(days=MAX_FLAG_DAYS):
@@ -351,6 +363,7 @@ async def flags(
                     subjects=[subject_view(s) for s in f.subjects],
                     count=f.count,
                     threshold=f.threshold,
+                    lookups=f.lookups,
                 )  # fmt: skip
                 for f in report.flags
             ],

@@ -14,9 +14,9 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.exceptions import RequestValidationError
 
 from familyctx_gateway.access import AccessRefused
+from familyctx_gateway.api.audit_views import whole_number
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
 from familyctx_gateway.api.ig_auditing import IgRequest, begin_ig_request, run_read
 from familyctx_gateway.api.schemas import ErrorResponse
@@ -27,7 +27,7 @@ from familyctx_gateway.api.schemas.audit import (
     BreakGlassReviewView,
 )
 from familyctx_gateway.audit_record import AuditOutcome
-from familyctx_gateway.audit_reviews import GrantForReview, ReviewQueue
+from familyctx_gateway.audit_reviews import GrantForReview, ReviewExists, ReviewQueue
 from familyctx_gateway.errors import GatewayError
 
 __all__ = ["router"]
@@ -106,17 +106,7 @@ async def review_queue(
 ) -> BreakGlassQueueResponse:
     """Break-glass grants notified to your council that your council has (not) reviewed: who opened
     each, for which purpose and case, their written reason, and the audit records made under it."""
-    if cursor is not None and (not cursor.isdigit() or len(cursor) > 18):
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "cursor"),
-                    "msg": "bad cursor",
-                    "ctx": {"error": "must be the next_cursor of the previous page"},
-                }
-            ]
-        )
+    after = whole_number("cursor", cursor, "must be the next_cursor of the previous page")
     ig = await begin_ig_request(
         gateway,
         principal,
@@ -124,7 +114,6 @@ async def review_queue(
         "GET /v1/audit/break-glass",
         query_terms={"status": status, "cursor": cursor, "limit": limit},
     )
-    after = int(cursor) if cursor is not None else None
     grants, next_cursor = await run_read(
         "break_glass_queue", _queue(ig).queue, ig.council, status=status, after=after, limit=limit
     )
@@ -172,7 +161,11 @@ async def review_break_glass(
         refusal = GrantNotNotified() if grant is None else AlreadyReviewed()
         await ig.record(http_status=refusal.status, outcome=AuditOutcome.error)
         raise refusal
-    await ig.record(http_status=201, review={"break_glass_id": break_glass_id, "note": body.note})
+    try:  # checked again under the log's lock: one review per council, whatever the gateway process
+        await ig.record_review({"break_glass_id": break_glass_id, "note": body.note})
+    except ReviewExists:
+        await ig.record(http_status=AlreadyReviewed.status, outcome=AuditOutcome.error)
+        raise AlreadyReviewed() from None
     reviewed = await run_read("break_glass_grant", queue.grant, ig.council, break_glass_id)
     log.info(
         "break glass reviewed request_id=%s grant_id=%s council=%s", request_id, break_glass_id, ig.council

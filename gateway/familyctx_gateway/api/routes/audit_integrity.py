@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from familyctx.auditlog.errors import ProofError
-from familyctx.auditlog.log import MerkleLog, TreeHeadSigner
-from familyctx_gateway.api.audit_views import b64, errors_for, invalid, queries, summary
+from familyctx.auditlog.log import MerkleLog, TreeHeadSigner, stored_payload
+from familyctx_gateway.api.audit_views import b64, errors_for, invalid, queries, summary, whole_number
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
 from familyctx_gateway.api.ig_auditing import IgRequest, begin_ig_request, run_read
 from familyctx_gateway.api.schemas.audit import (
@@ -22,6 +22,7 @@ from familyctx_gateway.api.schemas.audit import (
     TreeHeadResponse,
 )
 from familyctx_gateway.audit_record import AuditOutcome
+from familyctx_gateway.audit_scope import PARTIAL_VIEW_NOTE, partial_record
 from familyctx_gateway.errors import GatewayError
 
 __all__ = ["router"]
@@ -74,17 +75,23 @@ def _detail(ig: IgRequest, seq: int) -> AuditEventDetail | None:
             "No signed tree head covers this record yet (tree heads are signed every "
             "audit.tree_head_interval_seconds); ask again after the next one"
         )
-    record = json.loads(stored.payload) if stored.payload is not None else None
+    intact = stored_payload(stored.payload, stored.leaf_hash)  # None: redacted, or edited (no 500)
+    record = json.loads(intact) if intact is not None else None
+    payload = b64(stored.payload) if stored.payload is not None else None
+    if stored.view.partial:  # the stored bytes hold other councils' data: show this council's part
+        record = partial_record(record, ig.council) if record is not None else None
+        payload = None
     return AuditEventDetail(
         event=summary(stored.view),
         recorded_at=stored.recorded_at,
         redacted_at=stored.redacted_at,
-        payload=b64(stored.payload) if stored.payload is not None else None,
+        payload=payload,
         record=record,
         leaf_hash=b64(stored.leaf_hash),
         inclusion_proof=proof,
         tree_head=TreeHeadResponse(**head.to_dict()) if head is not None and proof is not None else None,
         proof_unavailable=unavailable,
+        partial_view_note=PARTIAL_VIEW_NOTE if stored.view.partial else None,
     )
 
 
@@ -102,7 +109,9 @@ async def get_event(
 ) -> AuditEventDetail:
     """One record in full: the stored bytes (``payload``, base64url; exactly what was hashed), decoded
     (``record``), and its RFC 9162 inclusion proof against a signed tree head, so that anyone holding
-    the gateway's public tree-head key can check the record is in the log unaltered."""
+    the gateway's public tree-head key can check the record is in the log unaltered. A record of
+    another council's request that returned your council's data is a partial view: ``record`` is your
+    council's part, ``payload`` is withheld, and the leaf hash and proof cover the whole record."""
     ig = await begin_ig_request(
         gateway, principal, request_id, "GET /v1/audit/events/{seq}", query_terms={"seq": seq}
     )
@@ -137,11 +146,7 @@ async def tree_head(gateway: Gateway, principal: CurrentPrincipal, request_id: R
 
 
 def _size(field: str, value: str | None) -> int | None:
-    if value is None:
-        return None
-    if not value.isdigit() or len(value) > 18:
-        raise invalid(field, "must be a tree size: a whole number of 0 or more")
-    return int(value)
+    return whole_number(field, value, "must be a tree size: a whole number of 0 or more (ASCII digits)")
 
 
 def _consistency(ig: IgRequest, old: int, new: int | None) -> ConsistencyProofResponse:

@@ -19,8 +19,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.exceptions import RequestValidationError
 
-from familyctx_gateway.access import AccessRefused
 from familyctx_gateway.api.deps import AnyRolePrincipal, CurrentPrincipal, Gateway, RequestId, authorise
+from familyctx_gateway.api.ig_auditing import begin_ig_request
 from familyctx_gateway.api.schemas import (
     DEFAULT_BREAK_GLASS_MINUTES,
     BreakGlassGrantResponse,
@@ -202,7 +202,7 @@ async def open_break_glass(
 @router.get(
     "/break-glass/notifications",
     response_model=BreakGlassNotificationsResponse,
-    responses=_errors(401, 403, 422),
+    responses=_errors(401, 403, 422, 503),
 )
 async def list_notifications(
     gateway: Gateway,
@@ -228,18 +228,23 @@ async def list_notifications(
     A council is notified when one of its workers opens a grant (``notified_because: opened``) and when
     it is first asked for data under any grant (``used``, with ``first_used_at``). Each says who opened
     the grant (worker, council), for which purpose and case reference, why (their written reason), and
-    when it opened and expires. Page with ``after`` = the last ``next_after``.
+    when it opened and expires. Page with ``after`` = the last ``next_after``. Reading them is an IG
+    read: recorded (class ``ig_access``) before the answer, which is 503 when that record cannot be
+    committed.
     """
-    authorise(gateway, principal, "list_break_glass_notifications")
-    if not principal.organisation:
-        raise AccessRefused(
-            "Your access token names no council (organisation), so there are no break-glass notifications "
-            "for you; ask your identity provider's administrators to add it"
-        )
-    rows = await gateway.grants.notifications(
-        principal.organisation, since=since, after=after, limit=limit + 1
+    # An IG read (workers' written reasons): authorised, then read, then its ig_access record committed
+    # before the answer (503 and nothing returned when it cannot be); a refusal is audited too.
+    ig = await begin_ig_request(
+        gateway,
+        principal,
+        request_id,
+        "GET /v1/break-glass/notifications",
+        query_terms={"since": since, "after": after, "limit": limit},
+        action="list_break_glass_notifications",
     )
+    rows = await gateway.grants.notifications(ig.council, since=since, after=after, limit=limit + 1)
     page = rows[:limit]
+    await ig.record(count=len(page))
     log.info(
         "break glass notifications listed request_id=%s council=%s count=%d",
         request_id,

@@ -23,7 +23,7 @@ async def list_sources(
     may read it (by default every role).
     """
     authorisation = authorise(gateway, principal, "list_sources")
-    # Describe is signed for the caller with no purpose (interfaces.md).
+    # Describe is signed for the caller with no purpose (docs/access-control.md, "What the assertion says").
     describes = await gateway.federation.describe_all(
         requester=requester_for(principal, authorisation, request_id=request_id),
         cache_seconds=gateway.settings.describe_cache_seconds,

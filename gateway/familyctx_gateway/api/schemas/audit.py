@@ -71,10 +71,22 @@ class AuditSubjectView(BaseModel):
     postcode: str | None
 
 
+#: Said when a view is limited to the asking council's part of a record (see ``view``).
+PartialViewNote = Field(
+    default=None,
+    description="Set when a record is shown as a partial view: what is left out, and that the inclusion "
+    "proof still covers the whole record",
+)
+
+
 class AuditEventSummary(BaseModel):
     """One record of the audit log, as indexed. ``seq``: its position in the log (0-based);
     ``record_class``: ``access`` (search, family context), ``break_glass`` (a grant opened) or
-    ``ig_access`` (an IG officer's read or review); ``outcome``: success, partial, denied, error."""
+    ``ig_access`` (an IG officer's read or review); ``outcome``: success, partial, denied, error.
+    ``view``: ``full`` (your council's staff made the request) or ``partial`` (another council's staff
+    did, and your council's data was returned or its person searched for: who, when, why, outcome, the
+    query terms and your council's subjects and state only; other councils' subjects, states and the
+    response hash are left out)."""
 
     seq: int
     record_class: str
@@ -94,14 +106,16 @@ class AuditEventSummary(BaseModel):
     )
     councils: list[AuditCouncilView]
     subjects: list[AuditSubjectView]
+    view: Literal["full", "partial"] = "full"
 
 
 class AuditEventsPage(BaseModel):
     """``GET /v1/audit/events``: newest first. ``next_cursor``: pass as ``cursor`` for the next page
-    (null: this page is the last)."""
+    (null: this page is the last); ``partial_view_note``: set when a record is a partial view."""
 
     events: list[AuditEventSummary]
     next_cursor: str | None
+    partial_view_note: str | None = PartialViewNote
 
 
 class InclusionProofView(BaseModel):
@@ -131,12 +145,14 @@ class TreeHeadResponse(BaseModel):
 
 
 class AuditEventDetail(BaseModel):
-    """``GET /v1/audit/events/{seq}``: one record in full.
+    """``GET /v1/audit/events/{seq}``: one record in full, or your council's part of it.
 
     ``payload``: base64url of the exact bytes stored and hashed (canonical JSON of ``{"class",
-    "record", "recorded_at"}``), null once redacted under retention (``redacted_at``); ``record``: the
-    same, decoded; ``inclusion_proof``: proof against ``tree_head`` (null only when no tree head has
-    been signed yet: see ``proof_unavailable``)."""
+    "record", "recorded_at"}``), null once redacted under retention (``redacted_at``) and in a partial
+    view (``event.view`` ``partial``: the bytes hold other councils' data); ``record``: the same, decoded
+    (in a partial view: your council's part only, see ``partial_view_note``); ``leaf_hash`` and
+    ``inclusion_proof`` are always of the whole record: proof against ``tree_head`` (null only when no
+    tree head has been signed yet: see ``proof_unavailable``)."""
 
     event: AuditEventSummary
     recorded_at: dt.datetime
@@ -147,6 +163,7 @@ class AuditEventDetail(BaseModel):
     inclusion_proof: InclusionProofView | None
     tree_head: TreeHeadResponse | None
     proof_unavailable: str | None = None
+    partial_view_note: str | None = PartialViewNote
 
 
 class SubjectQueryView(BaseModel):
@@ -178,6 +195,7 @@ class SubjectAccessReport(BaseModel):
     events: list[AuditEventSummary]
     truncated: bool
     max_records: int
+    partial_view_note: str | None = PartialViewNote
 
 
 # -- break-glass review ----------------------------------------------------------------------------
@@ -270,8 +288,9 @@ class FlagView(BaseModel):
     """One flag for review. ``kind``: ``shared_family_name``, ``new_case_reference`` or ``volume``;
     ``seq``: the record flagged (null for ``volume``, which flags a worker's UTC day starting at
     ``occurred_at``); ``subjects``: the subjects that raised a ``shared_family_name`` flag;
-    ``count``/``threshold``: distinct council records the worker's requests named that day, and the
-    configured limit."""
+    ``count``/``lookups``/``threshold``: distinct council records the worker's requests named that day,
+    their lookups that day (requests with a subject searched for, found or not), and the configured
+    limit (a day is flagged when either is above it)."""
 
     kind: str
     user_sub: str
@@ -282,6 +301,7 @@ class FlagView(BaseModel):
     subjects: list[AuditSubjectView]
     count: int | None
     threshold: int | None
+    lookups: int | None = None
 
 
 class FlagsResponse(BaseModel):

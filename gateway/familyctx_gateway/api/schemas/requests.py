@@ -32,7 +32,7 @@ EARLIEST_DATE_OF_BIRTH = dt.date(1900, 1, 1)
 
 
 class Purpose(StrEnum):
-    """Why the worker asks (a fixed list; interfaces.md). Recorded in the audit log."""
+    """Why the worker asks (a fixed list; docs/access-control.md, "Purposes"). Recorded in the audit log."""
 
     s17_assessment = "s17_assessment"
     s47_enquiry = "s47_enquiry"
