@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_adapter.py --people 10000 --queries 1000
 	$(PY) scripts/bench_gateway.py --people 30000 --queries 300
 	$(PY) scripts/bench_audit.py --records 20000 --verify-size 100000 --proof-sizes 1000,100000
+	$(PY) scripts/bench_audit_index.py 20000
 
 bench-full: $(STAMP)
 	test -f var/bench/stockport.sqlite || $(FCTX) synth --out var/bench --people 1000000 --council stockport

@@ -149,3 +149,23 @@ def test_example_configs_match_the_demo_councils(slug: str) -> None:
     assert s.gateway.jwks_file == Path("var/dev-pki/gateway-assertion-jwks.json")
     assert s.gateway.client_cert_subject == "familyctx-gateway"
     assert s.policy_file == Path(f"services/adapter/config/policies/{slug}.cedar")
+
+
+def test_the_disclosure_commit_timeout_is_a_setting_that_reaches_the_writer(tmp_path: Path) -> None:
+    from familyctx_adapter.disclosure import load_disclosure_log
+
+    from familyctx.auditlog.heads import TreeHeadSigner
+
+    key = tmp_path / "audit.jwk.json"
+    TreeHeadSigner.generate_key(key)
+    text = GOOD.replace("var/dev-pki/adapter-E08000007-audit.jwk.json", str(key))
+    settings = load_settings(write(tmp_path, text))
+    assert settings.disclosure_log.commit_timeout_seconds == 1.5  # under the gateway's 2 s default deadline
+    text += "  commit_timeout_seconds: 0.75\n"
+    log = load_disclosure_log(load_settings(write(tmp_path, text)))
+    try:
+        assert log.writer._timeout == 0.75
+    finally:
+        log.engine.dispose()
+    with pytest.raises(AdapterConfigError, match="disclosure_log.commit_timeout_seconds"):
+        load_settings(write(tmp_path, GOOD + "  commit_timeout_seconds: 0\n"))

@@ -39,7 +39,7 @@ __all__ = ["DisclosureLog", "load_disclosure_log", "log_id_for"]
 log = logging.getLogger("familyctx.adapter.disclosure")
 
 #: Longest a handler waits for its record's commit before answering UNAVAILABLE.
-COMMIT_TIMEOUT_SECONDS = 10.0
+COMMIT_TIMEOUT_SECONDS = 1.5
 
 
 def log_id_for(gss_code: str) -> str:
@@ -176,4 +176,5 @@ def load_disclosure_log(settings: AdapterSettings) -> DisclosureLog:
         signer,
         auto_migrate=section.migrate_on_start,
         tree_head_interval_seconds=section.tree_head_interval_seconds,
+        commit_timeout_seconds=section.commit_timeout_seconds,
     )

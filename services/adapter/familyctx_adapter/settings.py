@@ -160,6 +160,10 @@ class DisclosureLogSettings(BaseModel):
     database_url: str
     signing_key_file: Path
     tree_head_interval_seconds: float = Field(default=60.0, ge=1.0, le=86400.0)
+    #: Longest wait (seconds) for an answer's disclosure record to commit before the call ends UNAVAILABLE
+    #: "disclosure log unavailable"; keep it under the gateway's deadline for this council (default 2 s),
+    #: so a stuck log is reported as such rather than as a time-out.
+    commit_timeout_seconds: float = Field(default=1.5, gt=0.0, le=60.0)
     auto_migrate: bool | None = None
     retention_days: dict[str, int] = Field(
         default_factory=lambda: dict.fromkeys(DISCLOSURE_RECORD_CLASSES, DEFAULT_RETENTION_DAYS)
