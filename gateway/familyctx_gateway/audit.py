@@ -94,17 +94,26 @@ _CONNECT_TIMEOUT_SECONDS = 5
 _SQLITE_BUSY_TIMEOUT_SECONDS = 5.0
 
 
+#: Each index table's column lengths by column key (None: unbounded), filled on first use by ``_fit``.
+_LENGTHS: dict[sa.Table, dict[str, int | None]] = {}
+
+
 def _fit(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
     """``row`` with every string cut to its column's length and without NUL characters (PostgreSQL text
     cannot hold them): one odd value (an over-long claim, a council's error text) must not fail the
-    whole group commit it shares with other requests. The payload keeps the value as it was."""
+    whole group commit it shares with other requests. The payload keeps the value as it was.
+    Raises ``KeyError`` for a string value of a column ``table`` does not have."""
+    lengths = _LENGTHS.get(table)
+    if lengths is None:
+        lengths = _LENGTHS[table] = {c.key: getattr(c.type, "length", None) for c in table.c}
     for name, value in row.items():
         if not isinstance(value, str):
             continue
+        length = lengths[name]
         if "\x00" in value:
-            value = value.replace("\x00", "")
-        length = getattr(table.c[name].type, "length", None)
-        row[name] = value[:length] if length is not None else value
+            row[name] = value = value.replace("\x00", "")
+        if length is not None and len(value) > length:
+            row[name] = value[:length]
     return row
 
 

@@ -56,9 +56,7 @@ class GatewayIndexChecker(IndexChecker):
 
     def expected(self, seq: int, record_class: str, record: Mapping[str, Any]) -> dict[sa.Table, list[Row]]:
         """The rows ``record`` gives, as the gateway's writer stores them."""
-        rows = {
-            t: [_fit(t, dict(r)) for r in table_rows] for t, table_rows in index_rows(seq, record).items()
-        }
+        rows = {t: [_fit(t, r) for r in table_rows] for t, table_rows in index_rows(seq, record).items()}
         grant_id = (record.get("why") or {}).get("break_glass_id")
         if record.get("migrated") and grant_id:  # grants of earlier releases were kept as they were
             self._migrated_grants.add(str(grant_id))

@@ -17,8 +17,11 @@ Entries of class ``redaction`` have no index rows.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,15 +75,69 @@ class IndexChecker:
         return []
 
 
-def _stream(conn: sa.Connection, table: sa.Table, batch: int) -> Iterator[Row]:
+def _stream(conn: sa.Connection, table: sa.Table, batch: int) -> tuple[list[str], Iterator[Sequence[Any]]]:
+    """``table``'s column names and its rows in ``seq`` order, as tuples in that column order."""
     query = sa.select(table).order_by(table.c.seq)
     result = conn.execute(query.execution_options(stream_results=True, yield_per=batch))
-    try:
-        for part in result.partitions(batch):
-            for row in part:
-                yield dict(row._mapping)
-    finally:
-        result.close()
+
+    def rows() -> Iterator[Sequence[Any]]:
+        try:
+            for part in result.partitions(batch):
+                yield from part
+        finally:
+            result.close()
+
+    return list(result.keys()), rows()
+
+
+#: Python types whose values compare (``==``) exactly as their JSON text does, kept as they are in keys.
+_PLAIN = (str, int, type(None))
+_TRUE, _FALSE = ("json", "true"), ("json", "false")
+
+
+def _key_value(value: Any) -> Any:
+    """A hashable stand-in for ``value`` such that two values get equal stand-ins exactly when the JSON
+    texts of their :func:`normalise` forms (``default=str``) are equal: strings, ints and None as they
+    are; what normalises to text as that text; anything else (bools, floats, tuples, types JSON
+    renders with ``str``) decoded back to a string or int where its text is one, else tagged
+    ``("json", text)`` so that it equals no plain value (``True == 1`` and ``1.0 == 1`` in Python)."""
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is bool:
+        return _TRUE if value else _FALSE
+    if type(value) is dt.datetime:
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return utc.isoformat()
+    normal = normalise(value)
+    if type(normal) is str:
+        return normal
+    text = json.dumps(normal, default=str)
+    if text.startswith('"'):
+        return json.loads(text)
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return ("json", text)
+
+
+def _columns(rows: list[Row], ignored: frozenset[str]) -> tuple[str, ...]:
+    """The compared columns of ``rows`` (every column any row names, minus ``ignored``), sorted; cached
+    per shape, as a table's rows nearly always name the same columns."""
+    first = rows[0].keys()
+    if any(row.keys() != first for row in rows[1:]):
+        return tuple(sorted({c for row in rows for c in row} - ignored))
+    return _sorted_columns(tuple(first), ignored)
+
+
+@functools.lru_cache(maxsize=256)
+def _sorted_columns(names: tuple[str, ...], ignored: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(names) - ignored))
+
+
+def _row_keys(rows: list[Row], columns: tuple[str, ...]) -> list[tuple[Any, ...]]:
+    """Each row of ``rows`` as a hashable tuple of its :func:`_key_value` column values (a column a row
+    lacks counts as None): equal tuples exactly when the rows' normalised values are equal."""
+    plain, key_value = _PLAIN, _key_value
+    return [tuple([v if type(v) in plain else key_value(v) for v in map(row.get, columns)]) for row in rows]
 
 
 def rows_differ(expected: list[Row], actual: list[Row], ignored: frozenset[str] = frozenset({"id"})) -> bool:
@@ -90,12 +147,16 @@ def rows_differ(expected: list[Row], actual: list[Row], ignored: frozenset[str] 
         return True
     if not expected:
         return False
-    columns = sorted({c for row in expected for c in row} - ignored)
+    columns = _columns(expected, ignored)
+    want, have = _row_keys(expected, columns), _row_keys(actual, columns)
+    return _keys_differ(want, have)
 
-    def key(row: Row) -> str:
-        return json.dumps([normalise(row.get(c)) for c in columns], default=str)
 
-    return sorted(map(key, expected)) != sorted(map(key, actual))
+def _keys_differ(want: list[tuple[Any, ...]], have: list[tuple[Any, ...]]) -> bool:
+    """Whether two equally long lists of row keys differ as multisets."""
+    if want == have:  # the usual case: stored in the order the record gives them
+        return False
+    return len(want) == 1 or Counter(want) != Counter(have)
 
 
 class IndexWalk:
@@ -104,25 +165,63 @@ class IndexWalk:
     def __init__(self, checker: IndexChecker, conn: sa.Connection, batch: int) -> None:
         self.checker = checker
         self.findings: list[IndexFinding] = []
-        self._streams = [(t, _stream(conn, t, batch)) for t in checker.tables]
-        self._heads: list[Row | None] = [next(s, None) for _, s in self._streams]
+        streams = [_stream(conn, t, batch) for t in checker.tables]
+        self._names = [names for names, _ in streams]
+        self._seq_at = [names.index("seq") for names in self._names]
+        self._streams = [(t, rows) for t, (_, rows) in zip(checker.tables, streams, strict=True)]
+        self._heads: list[Sequence[Any] | None] = [next(rows, None) for _, rows in self._streams]
+        self._getters: list[dict[tuple[str, ...], Callable[[Sequence[Any]], Sequence[Any]] | None]] = [
+            {} for _ in streams
+        ]
 
-    def _take(self, seq: int | None) -> dict[sa.Table, list[Row]]:
-        """Rows with a seq below ``seq`` are orphans (reported); returns the rows of ``seq`` (None: all
-        remaining rows are orphans)."""
-        taken: dict[sa.Table, list[Row]] = {}
+    def _take(self, seq: int | None) -> list[list[Sequence[Any]]]:
+        """Rows with a seq below ``seq`` are orphans (reported); returns the rows of ``seq`` for each
+        table (as tuples in the table's column order; None: all remaining rows are orphans)."""
+        taken = []
         for i, (table, stream) in enumerate(self._streams):
-            head = self._heads[i]
-            while head is not None and (seq is None or head["seq"] < seq):
-                self.findings.append((int(head["seq"]), f"{table.name}: row without a log entry"))
+            head, at = self._heads[i], self._seq_at[i]
+            while head is not None and (seq is None or head[at] < seq):
+                self.findings.append((int(head[at]), f"{table.name}: row without a log entry"))
                 head = next(stream, None)
             rows = []
-            while head is not None and seq is not None and head["seq"] == seq:
+            while head is not None and seq is not None and head[at] == seq:
                 rows.append(head)
                 head = next(stream, None)
             self._heads[i] = head
-            taken[table] = rows
+            taken.append(rows)
         return taken
+
+    def _getter(self, i: int, columns: tuple[str, ...]) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
+        """Picks ``columns`` out of a row of table ``i``; None when the table lacks one of them."""
+        getters = self._getters[i]
+        if columns not in getters:
+            names = self._names[i]
+            if not set(columns) <= set(names):
+                getters[columns] = None
+            elif len(columns) == 1:
+                at = names.index(columns[0])
+                getters[columns] = lambda row: (row[at],)
+            else:
+                getters[columns] = operator.itemgetter(*(names.index(c) for c in columns))
+        return getters[columns]
+
+    def _differ(self, i: int, expected: list[Row], actual: list[Sequence[Any]]) -> bool:
+        """:func:`rows_differ` for the stored rows ``actual`` of table ``i`` (tuples)."""
+        if len(expected) != len(actual):
+            return True
+        if not expected:
+            return False
+        columns = _columns(expected, self.checker.ignored)
+        getter = self._getter(i, columns)
+        if getter is None:  # a column the table does not have: compared as None
+            return rows_differ(expected, self._dicts(i, actual), self.checker.ignored)
+        plain, key_value = _PLAIN, _key_value
+        have = [tuple([v if type(v) in plain else key_value(v) for v in getter(row)]) for row in actual]
+        return _keys_differ(_row_keys(expected, columns), have)
+
+    def _dicts(self, i: int, rows: list[Sequence[Any]]) -> list[Row]:
+        names = self._names[i]
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def entry(self, seq: int, record_class: str, record: Mapping[str, Any] | None, state: str) -> None:
         """One entry, in seq order. ``state``: ``intact`` (``record`` given), ``redacted``, or
@@ -130,8 +229,10 @@ class IndexWalk:
         actual = self._take(seq)
         if state == "unreadable":
             return
+        tables = self.checker.tables
         if state == "redacted":
-            reason = self.checker.redacted(seq, record_class, actual)
+            stored = {t: self._dicts(i, rows) for i, (t, rows) in enumerate(zip(tables, actual, strict=True))}
+            reason = self.checker.redacted(seq, record_class, stored)
             if reason is not None:
                 self.findings.append((seq, reason))
             return
@@ -143,9 +244,7 @@ class IndexWalk:
             self.findings.append((seq, "the record cannot be indexed"))
             return
         differing = [
-            t.name
-            for t in self.checker.tables
-            if rows_differ(list(expected.get(t, [])), actual[t], self.checker.ignored)
+            t.name for i, t in enumerate(tables) if self._differ(i, list(expected.get(t, [])), actual[i])
         ]
         if differing:
             self.findings.append((seq, f"{', '.join(differing)}: rows differ from the record"))
