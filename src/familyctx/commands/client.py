@@ -193,6 +193,16 @@ def family_context(
     _call(gateway, _token(user, issuer, password, token_value), "family-context", body, as_json)
 
 
+def _show_grant(grant: dict[str, Any], *, as_json: bool) -> None:
+    """Print a break-glass grant (the gateway's JSON object) as JSON or as a readable block."""
+    if as_json:
+        typer.echo(json.dumps(grant, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+
+    _print_grant(grant, Console())
+
+
 def _print_grant(grant: dict[str, Any], console: Any) -> None:
     from rich.text import Text
 
@@ -239,17 +249,13 @@ def break_glass_open(
 ) -> None:
     """Open a time-boxed break-glass grant (POST /v1/break-glass); your council's IG officers are told
     now, and each other council's when it is first asked for data under the grant."""
-    from rich.console import Console
 
     body: dict[str, Any] = {"purpose": purpose, "case_reference": case_ref, "reason": reason}
     if minutes is not None:
         body["minutes"] = minutes
     token_value = _token(user, issuer, password, token_value)
     grant = _gateway_call(gateway, token_value, lambda c: c.open_break_glass(body))
-    if as_json:
-        typer.echo(json.dumps(grant, indent=2, ensure_ascii=False))
-        return
-    _print_grant(grant, Console())
+    _show_grant(grant, as_json=as_json)
 
 
 @break_glass_app.command("show")
@@ -263,15 +269,11 @@ def break_glass_show(
     token_value: TokenOpt = None,
 ) -> None:
     """Show one of your own break-glass grants (GET /v1/break-glass/ID)."""
-    from rich.console import Console
 
     grant = _gateway_call(
         gateway, _token(user, issuer, password, token_value), lambda c: c.break_glass(break_glass_id)
     )
-    if as_json:
-        typer.echo(json.dumps(grant, indent=2, ensure_ascii=False))
-        return
-    _print_grant(grant, Console())
+    _show_grant(grant, as_json=as_json)
 
 
 @break_glass_app.command("notifications")
