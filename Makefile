@@ -5,12 +5,14 @@ PY     := $(VENV)/bin/python
 FCTX   := $(VENV)/bin/familyctx
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv protos protos-check proto-lint demo certs thirdparty-oidc test test-fast lint typecheck bench bench-full deploy-check clean
+.PHONY: help venv protos protos-check proto-lint demo certs thirdparty-oidc test test-fast lint typecheck bench bench-full deploy-check linkage-eval linkage-train clean
 
 help:
 	@echo "make demo          build what is needed, start a three-council federation on 127.0.0.1, run a sample query"
 	@echo "make test          run the whole test suite (unit, integration, end-to-end; SQLite and PostgreSQL)"
 	@echo "make bench         run the benchmarks and print figures (see docs/benchmarks.md)"
+	@echo "make linkage-eval  score the linker against synthetic ground truth at several noise levels; writes docs/linkage.md"
+	@echo "make linkage-train retrain the linkage model (Splink) on synthetic data; writes src/familyctx/linkage/data/"
 	@echo "make certs         write a development CA and mTLS certificates to var/dev-pki (kept if present)"
 	@echo "make protos        regenerate Python code from protos/ ; make protos-check fails if it is stale"
 	@echo "make lint          ruff and mypy ; make deploy-check validates docker-compose and Kubernetes offline"
@@ -71,12 +73,20 @@ bench: $(STAMP)
 	$(PY) scripts/bench_gateway.py --people 30000 --queries 300
 	$(PY) scripts/bench_audit.py --records 20000 --verify-size 100000 --proof-sizes 1000,100000
 	$(PY) scripts/bench_audit_index.py 20000
+	$(PY) scripts/bench_linkage.py --candidates 10,100,1000
 
 bench-full: $(STAMP)
 	test -f var/bench/stockport.sqlite || $(FCTX) synth --out var/bench --people 1000000 --council stockport
 	$(PY) scripts/bench_adapter.py --sqlite-path var/bench/stockport.sqlite --pg-from-sqlite var/bench/stockport.sqlite
 	$(PY) scripts/bench_gateway.py --people 100000 --queries 500
 	$(PY) scripts/bench_audit.py --records 100000 --verify-size 1000000 --proof-sizes 1000,100000,1000000 --sqlite
+
+# Linkage quality against the synthetic ground truth (issue 5): fails when the targets are missed.
+linkage-eval: $(STAMP)
+	$(FCTX) linkage eval --report docs/linkage.md
+
+linkage-train: $(STAMP)
+	$(FCTX) linkage train --out src/familyctx/linkage/data
 
 deploy-check: $(STAMP)
 	scripts/check_deploy.sh

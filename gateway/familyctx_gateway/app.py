@@ -1,8 +1,9 @@
 """The composition root: :func:`create_app` builds the FastAPI application from :class:`GatewaySettings`.
 
 Nothing connects at import. :func:`create_app` reads the trust material the settings name (the
-gateway's mTLS client identity and the assertion signing key; a missing or unusable file raises
-:class:`~familyctx_gateway.errors.GatewayConfigError` there, before anything serves). At startup
+gateway's mTLS client identity and the assertion signing key) and the record-linkage model
+(``linkage.model_path``, else the packaged one); a missing or unusable file raises
+:class:`~familyctx_gateway.errors.GatewayConfigError` there, before anything serves. At startup
 (lifespan) the app opens one mutual-TLS gRPC channel per configured adapter, brings the audit schema to
 the current Alembic revision (``audit.auto_migrate``) or refuses to start when it is not there, starts
 the audit log's group-commit writer and tree-head signing, and tries once to load every trusted
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from familyctx.linkage import Linker
 from familyctx.trust.assertion import AssertionSigner
 from familyctx_gateway.access import AccessPolicy
 from familyctx_gateway.adapter_client import (
@@ -36,6 +38,7 @@ from familyctx_gateway.auth import TokenValidator, TrustedIssuers
 from familyctx_gateway.break_glass import BreakGlassStore
 from familyctx_gateway.break_glass_use import BreakGlassUses
 from familyctx_gateway.errors import GatewayConfigError, install_error_handlers
+from familyctx_gateway.linkage import load_linker
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings
 
@@ -57,6 +60,8 @@ class GatewayContext:
     assertion_jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     #: The gateway access policy (roles x purposes; familyctx_gateway/access.py).
     access: AccessPolicy = field(default_factory=AccessPolicy.load)
+    #: Record linkage: the model and thresholds of ``settings.linkage``, loaded once per process.
+    linker: Linker = field(default_factory=Linker)
     #: Break-glass grants and notifications, kept on the audit database.
     grants: BreakGlassStore = field(init=False)
     #: Notifies each council the first time it is asked for data under a grant.
@@ -90,10 +95,12 @@ def create_app(
     channel with ``settings.adapter_tls``); ``oidc_http`` replaces the HTTP client used for OIDC
     discovery and JWKS (default: a new httpx client). Raises
     :class:`~familyctx_gateway.errors.GatewayConfigError` when a file named by ``adapter_tls`` or
-    ``assertion`` cannot be read or used, or the access policy (``access_policy_file``) is invalid.
+    ``assertion`` cannot be read or used, the access policy (``access_policy_file``) is invalid, or the
+    linkage model (``linkage.model_path``) cannot be loaded.
     """
     configure_logging(settings.log_level)
     access = AccessPolicy.load(settings.access_policy_file)  # a broken policy stops the gateway here
+    linker = load_linker(settings.linkage)  # so does a broken linkage model
     signer = load_signer(settings.assertion) if settings.assertion is not None else None
     audit_signer = load_tree_head_signer(settings.audit)  # an unusable key stops the gateway here
     assertion_jwks = published_jwks(settings, signer)
@@ -113,7 +120,15 @@ def create_app(
         jwks = TrustedIssuers(settings.oidc, http=http)
         await jwks.refresh(force=True)  # best effort: an issuer may start after the gateway
         app.state.gateway = GatewayContext(
-            settings, federation, audit, jwks, TokenValidator(jwks), signer, assertion_jwks, access=access
+            settings,
+            federation,
+            audit,
+            jwks,
+            TokenValidator(jwks),
+            signer,
+            assertion_jwks,
+            access=access,
+            linker=linker,
         )
         try:
             yield

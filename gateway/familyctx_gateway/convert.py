@@ -81,6 +81,11 @@ def person_record(person: Any, gss_code: str, council_name: str) -> s.PersonReco
         family_name=person.family_name,
         date_of_birth=date_from_proto(person.date_of_birth) if person.HasField("date_of_birth") else None,
         date_of_birth_estimated=person.date_of_birth_estimated,
+        expected_date_of_birth=(
+            date_from_proto(person.expected_date_of_birth)
+            if person.HasField("expected_date_of_birth")
+            else None
+        ),
         sex=enum_name(types_pb2.Sex, person.sex, "SEX_"),
         address=address,
         date_of_death=date_from_proto(person.date_of_death) if person.HasField("date_of_death") else None,

@@ -1,10 +1,12 @@
 """``POST /v1/family-context``: gather a subject's family across councils, link, merge, show provenance.
 
 Steps: (1) ``GetFamilyContext(include_relatives=true)`` at the subject's council, with ``Describe`` of
-every council (cached); (2) ``FindPeople`` for each person returned in every other council (by NHS
-number when valid, else names and date of birth); (3) ``GetFamilyContext(include_relatives=false)`` for
-the certain matches; (4) merge records linked by certain matches only, keeping every record and
-showing conflicting facts. A council that fails once in a request is not called again in it.
+every council (cached); (2) ``FindPeople`` for each person returned in every other council, with the
+NHS number AND the names and date of birth when known (the adapter returns the union: a relative whose
+NHS number is missing or different there is still found by demographics), each candidate graded by the
+linker; (3) ``GetFamilyContext(include_relatives=false)`` for the certain matches; (4) merge records
+linked by certain matches only, keeping every record and showing conflicting facts. A council that
+fails once in a request is not called again in it.
 """
 
 from __future__ import annotations
@@ -14,31 +16,36 @@ from collections import defaultdict
 
 from familycontext.v1 import adapter_pb2
 
+from familyctx.identifiers import normalise_nhs_number
+from familyctx.linkage import Linker
 from familyctx.trust.assertion import Requester
 from familyctx_gateway.adapter_client import CallResult, Federation
 from familyctx_gateway.api import schemas as s
-from familyctx_gateway.convert import person_record
+from familyctx_gateway.convert import date_to_proto, person_record
 from familyctx_gateway.errors import SubjectNotFound, UnknownCouncil
 from familyctx_gateway.linkage import compare
 from familyctx_gateway.merge import Gathered, Key, merge_family
-from familyctx_gateway.search import Outcome, to_link_record
+from familyctx_gateway.search import Outcome
 from familyctx_gateway.sources import SourceTracker
 
 __all__ = ["run_family_context"]
 
 
 def _query_for(record: s.PersonRecord) -> adapter_pb2.PersonQuery | None:
-    """Identifiers to look a relative up by elsewhere: NHS number when valid, else names and date of birth."""
-    link = to_link_record(record)
-    if link.nhs_number:
-        return adapter_pb2.PersonQuery(nhs_number=link.nhs_number)
-    if record.given_name and record.family_name and record.date_of_birth:
-        query = adapter_pb2.PersonQuery(given_name=record.given_name, family_name=record.family_name)
-        query.date_of_birth.year = record.date_of_birth.year
-        query.date_of_birth.month = record.date_of_birth.month
-        query.date_of_birth.day = record.date_of_birth.day
-        return query
-    return None
+    """Identifiers to look a relative up by elsewhere: the NHS number when valid AND the names and date
+    of birth when the family name and date of birth are known (the adapter answers the union of the
+    NHS-number match and the demographic match). None when there is neither."""
+    nhs = normalise_nhs_number(record.nhs_number)
+    demographics = bool(record.family_name.strip()) and record.date_of_birth is not None
+    if not nhs and not demographics:
+        return None
+    query = adapter_pb2.PersonQuery(nhs_number=nhs or "")
+    if demographics:
+        assert record.date_of_birth is not None
+        query.given_name = record.given_name
+        query.family_name = record.family_name
+        query.date_of_birth.CopyFrom(date_to_proto(record.date_of_birth))
+    return query
 
 
 def _failed_state(result: CallResult) -> s.CouncilSearchState:
@@ -55,13 +62,16 @@ async def run_family_context(
     requester: Requester,
     max_results: int,
     describe_cache_seconds: float,
+    linker: Linker,
 ) -> Outcome:
     """Assemble the family context for ``req.subject``.
 
     ``requester``: who is asking, as authorised; every adapter call carries an assertion of it signed
-    for that council, and its ``request_id`` is the response's. Raises UnknownCouncil (404) for a
-    council not configured, SubjectNotFound (404) when the subject's council answers NOT_FOUND (or
-    omits the subject). A subject council that does not answer gives a partial answer with no people.
+    for that council, and its ``request_id`` is the response's. ``linker``: the app's linker (loaded
+    once at start-up, with the configured model and thresholds). Raises UnknownCouncil
+    (404) for a council not configured, SubjectNotFound (404) when the subject's council answers
+    NOT_FOUND (or omits the subject). A subject council that does not answer gives a partial answer
+    with no people.
     """
     home = req.subject.gss_code
     if home not in federation:
@@ -125,7 +135,7 @@ async def run_family_context(
                 g.council_states[key][code] = s.PersonCouncilState(
                     gss_code=code,
                     state=s.CouncilSearchState.not_searched,
-                    detail="no NHS number, or names and date of birth, to search on",
+                    detail="no NHS number, or family name and date of birth, to search on",
                 )
             elif code not in others:
                 failed = tracker.failure(code)
@@ -154,15 +164,9 @@ async def run_family_context(
         home_record = g.records[key]
         for candidate in result.response.candidates:
             other = person_record(candidate, code, result.name)
-            grade, fields = compare(to_link_record(home_record), to_link_record(other))
-            if grade is None:
+            grade, evidence = compare(linker, home_record, other)
+            if grade is None or evidence is None:
                 continue
-            evidence = s.MatchEvidence(
-                left=s.RecordRef(gss_code=home, local_person_id=home_record.local_person_id),
-                right=s.RecordRef(gss_code=code, local_person_id=other.local_person_id),
-                match_grade=grade,
-                fields=[s.FieldEvidence(field=f.field, outcome=f.outcome, score=f.score) for f in fields],
-            )
             if grade is s.MatchGrade.certain:
                 g.records.setdefault((code, other.local_person_id), other)
                 g.union(key, (code, other.local_person_id))

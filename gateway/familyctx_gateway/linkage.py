@@ -1,212 +1,98 @@
-"""Record linkage across councils: grade pairs of person records certain / probable / possible.
+"""Record linkage across councils, as the gateway uses it: the bridge from :mod:`familyctx.linkage`
+(a Fellegi-Sunter model trained with Splink, graded certain / probable / possible, the FHIR ``$match``
+grades) to the API's match evidence.
 
-Councils share no person id (domain.md). Rules (issue 2; deepened in issue 5):
-
-- **certain**: the same valid NHS number on both sides (NHS Data Dictionary, modulus-11 checked by
-  :func:`familyctx.identifiers.normalise_nhs_number`) and the dates of birth do not contradict.
-- **probable**: no NHS number conflict, family and given names agree (rapidfuzz ratio >= 90 on
-  normalised names) and the dates of birth are equal; or dates of birth day/month-swapped with names
-  and postcode equal.
-- **possible**: no NHS number conflict and names similar (ratio >= 85) with dates of birth equal or
-  swapped; or names agree, a date of birth missing on one side and the postcode equal.
-- Two different valid NHS numbers: never linked. An invalid or placeholder NHS number counts as missing.
-
-Only certain links merge records (union-find); probable and possible links are evidence for a worker to
+Councils share no person id (domain.md). The linker scores each cross-council pair of records on NHS
+number, given and family names, date of birth, sex and postcode; it grades a pair from its match
+probability against the configured thresholds (``linkage.thresholds``) and guard rules (two different
+valid NHS numbers never link; given names that disagree cap or forbid a link: twins and siblings).
+Only certain links merge records (union-find); probable and possible ones are evidence for a worker to
 confirm. Records of the same council are never linked to each other: the council's own person index
-already says they are different people.
+already says they are different people. docs/gateway-api.md, "Match evidence".
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from rapidfuzz.fuzz import ratio
+from familyctx.linkage import FieldScore, Grade, Linker, LinkModel, LinkModelError, LinkResult, PairScore
+from familyctx_gateway.api import schemas as s
+from familyctx_gateway.errors import GatewayConfigError
+from familyctx_gateway.linkage_input import link_input
+from familyctx_gateway.settings import LinkageSettings
 
-from familyctx.identifiers import name_match_key, normalise_nhs_number, normalise_postcode
-from familyctx_gateway.api.schemas import FieldOutcome, MatchGrade
-
-__all__ = [
-    "FieldComparison",
-    "Link",
-    "LinkRecord",
-    "Linkage",
-    "compare",
-    "dates_swapped",
-    "link_records",
-    "normalise_name",
-]
-
-NAMES_AGREE = 90.0
-NAMES_SIMILAR = 85.0
-
-_DROP = str.maketrans("", "", "'’‘`´-‐‑– .,")
+__all__ = ["compare", "field_evidence", "link_records", "load_linker", "match_evidence", "match_grade"]
 
 
-def normalise_name(value: str | None) -> str:
-    """Casefold, strip diacritics (NFKD), drop apostrophes, hyphens, dots and spaces
-    (:func:`familyctx.identifiers.name_match_key`). "Zoë O'Neill" -> "zoeoneill"; "" for ``None``."""
-    return name_match_key(value)
+def load_linker(settings: LinkageSettings) -> Linker:
+    """The linker for ``settings``: its model (``model_path``, or the packaged one) and thresholds.
 
-
-def dates_swapped(a: dt.date, b: dt.date) -> bool:
-    """True when ``b`` is ``a`` with day and month exchanged (a common keying error), and they differ."""
-    return a != b and a.year == b.year and a.day == b.month and a.month == b.day
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRecord:
-    """The identifiers of one council record, as linkage sees them (raw; normalised on construction)."""
-
-    gss_code: str
-    local_person_id: str
-    nhs_number: str | None
-    given_name: str
-    family_name: str
-    date_of_birth: dt.date | None
-    postcode: str | None
-
-    @classmethod
-    def of(
-        cls,
-        gss_code: str,
-        local_person_id: str,
-        *,
-        nhs_number: str | None,
-        given_name: str | None,
-        family_name: str | None,
-        date_of_birth: dt.date | None,
-        postcode: str | None,
-    ) -> LinkRecord:
-        return cls(
-            gss_code,
-            local_person_id,
-            normalise_nhs_number(nhs_number),
-            normalise_name(given_name),
-            normalise_name(family_name),
-            date_of_birth,
-            normalise_postcode(postcode),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class FieldComparison:
-    """How one field compared between two records: ``outcome`` agree / similar / swapped (date of birth
-    with day and month exchanged) / disagree / missing, and ``score`` 0-100 where a similarity was
-    computed (rapidfuzz ratio on folded names)."""
-
-    field: str
-    outcome: FieldOutcome
-    score: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A graded pair: indexes into the linked sequence, the grade, and per-field evidence."""
-
-    left: int
-    right: int
-    grade: MatchGrade
-    fields: tuple[FieldComparison, ...]
-
-
-def _equal_or_missing(field: str, a: str | None, b: str | None) -> FieldComparison:
-    if not a or not b:
-        return FieldComparison(field, FieldOutcome.missing)
-    return FieldComparison(field, FieldOutcome.agree if a == b else FieldOutcome.disagree)
-
-
-def _names(field: str, a: str, b: str) -> FieldComparison:
-    if not a or not b:
-        return FieldComparison(field, FieldOutcome.missing)
-    score = round(ratio(a, b), 1)
-    if score >= NAMES_AGREE:
-        outcome = FieldOutcome.agree
-    elif score >= NAMES_SIMILAR:
-        outcome = FieldOutcome.similar
-    else:
-        outcome = FieldOutcome.disagree
-    return FieldComparison(field, outcome, score)
-
-
-def _dob(a: dt.date | None, b: dt.date | None) -> FieldComparison:
-    if a is None or b is None:
-        return FieldComparison("date_of_birth", FieldOutcome.missing)
-    if a == b:
-        return FieldComparison("date_of_birth", FieldOutcome.agree)
-    if dates_swapped(a, b):
-        return FieldComparison("date_of_birth", FieldOutcome.swapped)
-    return FieldComparison("date_of_birth", FieldOutcome.disagree)
-
-
-def compare(a: LinkRecord, b: LinkRecord) -> tuple[MatchGrade | None, tuple[FieldComparison, ...]]:
-    """Grade one pair of records; ``None`` when they must not be linked. Evidence is always returned."""
-    nhs = _equal_or_missing("nhs_number", a.nhs_number, b.nhs_number)
-    family = _names("family_name", a.family_name, b.family_name)
-    given = _names("given_name", a.given_name, b.given_name)
-    dob = _dob(a.date_of_birth, b.date_of_birth)
-    postcode = _equal_or_missing("postcode", a.postcode, b.postcode)
-    evidence = (nhs, family, given, dob, postcode)
-
-    if nhs.outcome is FieldOutcome.disagree:
-        return None, evidence
-    if nhs.outcome is FieldOutcome.agree:
-        if dob.outcome is FieldOutcome.disagree:
-            return MatchGrade.probable, evidence
-        return MatchGrade.certain, evidence
-
-    names_agree = family.outcome is FieldOutcome.agree and given.outcome is FieldOutcome.agree
-    names_similar = {family.outcome, given.outcome} <= {FieldOutcome.agree, FieldOutcome.similar}
-    if names_agree and dob.outcome is FieldOutcome.agree:
-        return MatchGrade.probable, evidence
-    if names_agree and dob.outcome is FieldOutcome.swapped and postcode.outcome is FieldOutcome.agree:
-        return MatchGrade.probable, evidence
-    if names_similar and dob.outcome in (FieldOutcome.agree, FieldOutcome.swapped):
-        return MatchGrade.possible, evidence
-    if names_agree and dob.outcome is FieldOutcome.missing and postcode.outcome is FieldOutcome.agree:
-        return MatchGrade.possible, evidence
-    return None, evidence
-
-
-@dataclass(frozen=True, slots=True)
-class Linkage:
-    """Result of :func:`link_records`.
-
-    ``groups``: lists of record indexes merged by certain links (every record is in exactly one group,
-    in order of first appearance); ``links``: every graded pair (certain ones inside groups, probable and
-    possible ones across groups).
+    Read once per process, when the app is created. Raises :class:`GatewayConfigError` naming
+    ``linkage.model_path`` with the model's own message when the file cannot be read or does not fit
+    this version's comparisons, is not UTF-8 or holds values of the wrong type or out of range
+    (:class:`familyctx.linkage.LinkModelError` in every case).
     """
+    path = settings.model_path
+    setting = "linkage.model_path" if path is not None else "linkage.model_path (not set: the packaged model)"
+    try:
+        model = LinkModel.default() if path is None else LinkModel.load(path)
+    except LinkModelError as exc:
+        raise GatewayConfigError("gateway settings", [f"{setting}: {exc}"]) from None
+    return Linker(model, settings.thresholds.to_thresholds())
 
-    groups: list[list[int]]
-    links: list[Link]
+
+def match_grade(grade: Grade) -> s.MatchGrade:
+    """The API's grade for a linker grade (same three values: certain, probable, possible)."""
+    return s.MatchGrade(grade.value)
 
 
-def link_records(records: Sequence[LinkRecord]) -> Linkage:
-    """Link records of different councils pairwise and group them by certain links (union-find)."""
-    parent = list(range(len(records)))
+def field_evidence(score: FieldScore) -> s.FieldEvidence:
+    """One field's comparison as API evidence: outcome, the model's level label, its weight (log2
+    Bayes factor, 3 decimals) and, where a string similarity was computed, ``score`` 0-100
+    (Jaro-Winkler x 100, 1 decimal)."""
+    return s.FieldEvidence(
+        field=score.field,
+        outcome=s.FieldOutcome(score.outcome.value),
+        level=score.level,
+        weight=round(score.weight, 3),
+        score=None if score.similarity is None else round(score.similarity * 100, 1),
+    )
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
 
-    links: list[Link] = []
-    for i, j in itertools.combinations(range(len(records)), 2):
-        if records[i].gss_code == records[j].gss_code:
-            continue
-        grade, evidence = compare(records[i], records[j])
-        if grade is None:
-            continue
-        links.append(Link(i, j, grade, evidence))
-        if grade is MatchGrade.certain:
-            ri, rj = find(i), find(j)
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
+def _ref(record: s.PersonRecord) -> s.RecordRef:
+    return s.RecordRef(gss_code=record.gss_code, local_person_id=record.local_person_id)
 
-    groups: dict[int, list[int]] = {}
-    for i in range(len(records)):
-        groups.setdefault(find(i), []).append(i)
-    return Linkage(list(groups.values()), links)
+
+def match_evidence(
+    left: s.PersonRecord, right: s.PersonRecord, grade: Grade, score: PairScore, rules: Sequence[str]
+) -> s.MatchEvidence:
+    """Why ``left`` and ``right`` are (or might be) one person: the grade, every field's evidence,
+    the match weight (log2 posterior odds, 3 decimals), the match probability (0-1, not rounded: a
+    certain link is 0.9999999, not 1) and the guard rules that capped the grade. Values of the fields
+    are not repeated."""
+    return s.MatchEvidence(
+        left=_ref(left),
+        right=_ref(right),
+        match_grade=match_grade(grade),
+        fields=[field_evidence(f) for f in score.fields],
+        match_weight=round(score.match_weight, 3),
+        match_probability=score.match_probability,
+        rules=list(rules),
+    )
+
+
+def link_records(linker: Linker, records: Sequence[s.PersonRecord]) -> LinkResult:
+    """Link the candidates of one query: every cross-council pair scored and graded, records merged
+    into groups by certain links only (indexes into ``records``; :class:`familyctx.linkage.LinkResult`)."""
+    return linker.link([link_input(r) for r in records])
+
+
+def compare(
+    linker: Linker, left: s.PersonRecord, right: s.PersonRecord
+) -> tuple[s.MatchGrade | None, s.MatchEvidence | None]:
+    """Grade one pair of council records: ``(grade, evidence)``, or ``(None, None)`` when they must
+    not be linked (below ``possible``, a guard rule, or the same council)."""
+    grade, score, rules = linker.compare(link_input(left), link_input(right))
+    if grade is None:
+        return None, None
+    return match_grade(grade), match_evidence(left, right, grade, score, rules)

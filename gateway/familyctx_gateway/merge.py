@@ -2,7 +2,8 @@
 
 Records are merged only along certain links (a union-find over (council, local person id), whose
 root is the subject council's record); every record is kept with its provenance, and fields the
-merged records disagree on are listed as conflicts, never resolved.
+merged records disagree on (NHS number, names, date of birth, sex, address) are listed as conflicts,
+each value with the records that hold it, never resolved.
 """
 
 from __future__ import annotations
@@ -71,11 +72,17 @@ def _address_text(record: s.PersonRecord) -> str:
     return ", ".join([*record.address.lines, record.address.postcode or ""]).strip(", ")
 
 
+def _sex(record: s.PersonRecord) -> str:
+    # "unknown" and "unspecified" say nothing: no value, so never a conflict with female or male.
+    return "" if record.sex in ("unknown", "unspecified") else record.sex
+
+
 _CONFLICT_FIELDS = {
     "nhs_number": lambda r: r.nhs_number or "",
     "given_name": lambda r: r.given_name.strip(),
     "family_name": lambda r: r.family_name.strip(),
     "date_of_birth": lambda r: r.date_of_birth.isoformat() if r.date_of_birth else "",
+    "sex": _sex,
     "address": _address_text,
 }
 
@@ -104,6 +111,10 @@ def merge_family(
     home_keys: list[Key],
     federation: Federation,
 ) -> s.FamilyContextResponse:
+    """The family-context answer from ``g``: one person per certain-link group (the subject first,
+    then the subject council's people, then the others), each with every record, the evidence of its
+    merges, its conflicts, its probable/possible matches and its per-council states; relationships and
+    involvements re-pointed at those persons. ``sources`` is left empty for the caller to fill."""
     order = {code: i for i, code in enumerate(federation.clients)}
     roots: list[Key] = []
     for key in [subject_key, *home_keys, *g.records]:

@@ -8,14 +8,15 @@ from typing import Any
 
 from familycontext.v1 import adapter_pb2
 
+from familyctx.linkage import Grade, GradedPair, Linker
 from familyctx.trust.assertion import Requester
 from familyctx_gateway.adapter_client import Federation
 from familyctx_gateway.api import schemas as s
 from familyctx_gateway.convert import date_to_proto, person_record
-from familyctx_gateway.linkage import Link, LinkRecord, link_records
+from familyctx_gateway.linkage import link_records, match_evidence
 from familyctx_gateway.sources import SourceTracker
 
-__all__ = ["Outcome", "match_evidence", "run_search", "to_link_record"]
+__all__ = ["Outcome", "person_query", "run_search"]
 
 
 @dataclass
@@ -28,32 +29,8 @@ class Outcome:
     partial: bool = False
 
 
-def to_link_record(record: s.PersonRecord) -> LinkRecord:
-    """The fields linkage compares (NHS number, names, date of birth, sex, postcode) of one council's
-    record, normalised (see :mod:`familyctx_gateway.linkage`)."""
-    return LinkRecord.of(
-        record.gss_code,
-        record.local_person_id,
-        nhs_number=record.nhs_number,
-        given_name=record.given_name,
-        family_name=record.family_name,
-        date_of_birth=record.date_of_birth,
-        postcode=record.address.postcode if record.address else None,
-    )
-
-
-def _ref(record: s.PersonRecord) -> s.RecordRef:
-    return s.RecordRef(gss_code=record.gss_code, local_person_id=record.local_person_id)
-
-
-def match_evidence(link: Link, records: Sequence[s.PersonRecord]) -> s.MatchEvidence:
-    """A linkage :class:`Link` as API evidence (which fields agreed, disagreed or were missing)."""
-    return s.MatchEvidence(
-        left=_ref(records[link.left]),
-        right=_ref(records[link.right]),
-        match_grade=link.grade,
-        fields=[s.FieldEvidence(field=f.field, outcome=f.outcome, score=f.score) for f in link.fields],
-    )
+def _evidence(pair: GradedPair, records: Sequence[s.PersonRecord]) -> s.MatchEvidence:
+    return match_evidence(records[pair.left], records[pair.right], pair.grade, pair.score, pair.rules)
 
 
 def person_query(req: s.SearchRequest) -> adapter_pb2.PersonQuery:
@@ -69,17 +46,30 @@ def person_query(req: s.SearchRequest) -> adapter_pb2.PersonQuery:
     return query
 
 
-_GRADE_ORDER = {s.MatchGrade.certain: 0, s.MatchGrade.probable: 1, s.MatchGrade.possible: 2}
+_GRADE_ORDER = {Grade.certain: 0, Grade.probable: 1, Grade.possible: 2}
+
+
+def _rank(pair: GradedPair) -> tuple[int, float]:
+    """Best link between two candidates first: the higher grade, then the higher match probability."""
+    return _GRADE_ORDER[pair.grade], -pair.score.match_probability
 
 
 async def run_search(
-    req: s.SearchRequest, *, federation: Federation, requester: Requester, max_results: int
+    req: s.SearchRequest,
+    *,
+    federation: Federation,
+    requester: Requester,
+    max_results: int,
+    linker: Linker,
 ) -> Outcome:
     """Search every configured council at once and return linked candidates and each source's state.
 
     ``requester``: who is asking, as authorised (its ``request_id`` is the response's ``request_id``);
     each council receives an assertion of it signed for that council. ``max_results``: candidates asked
-    of each council.
+    of each council. ``linker``: the app's linker (its model and thresholds, loaded once at
+    start-up). Records linked by certain links are one candidate (``match_grade`` certain, with the
+    evidence of each link); between two candidates the best probable or possible link is listed under
+    both candidates' ``possible_matches``.
     """
     request_id = requester.request_id
     tracker = SourceTracker(federation)
@@ -93,7 +83,7 @@ async def run_search(
         if result.ok:
             records.extend(person_record(p, code, result.name) for p in result.response.candidates)
 
-    linkage = link_records([to_link_record(r) for r in records])
+    linkage = link_records(linker, records)
     group_of = {i: g for g, members in enumerate(linkage.groups) for i in members}
     candidates = [
         s.Candidate(
@@ -103,27 +93,25 @@ async def run_search(
         )
         for g, members in enumerate(linkage.groups)
     ]
-    best: dict[tuple[int, int], Link] = {}
-    for link in linkage.links:
-        gl, gr = group_of[link.left], group_of[link.right]
-        if gl == gr:
-            candidates[gl].evidence.append(match_evidence(link, records))
+    best: dict[tuple[int, int], GradedPair] = {}
+    for pair in linkage.pairs:
+        gl, gr = group_of[pair.left], group_of[pair.right]
+        if gl == gr:  # inside a merged candidate: why its records are one person
+            candidates[gl].evidence.append(_evidence(pair, records))
             continue
         key = (min(gl, gr), max(gl, gr))
-        if key not in best or _GRADE_ORDER[link.grade] < _GRADE_ORDER[best[key].grade]:
-            best[key] = link
-    for (ga, gb), link in best.items():
-        evidence = match_evidence(link, records)
-        candidates[ga].possible_matches.append(
-            s.PossibleMatch(
-                candidate_id=candidates[gb].candidate_id, match_grade=link.grade, evidence=evidence
+        if key not in best or _rank(pair) < _rank(best[key]):
+            best[key] = pair
+    for (ga, gb), pair in best.items():
+        evidence = _evidence(pair, records)
+        for here, there in ((ga, gb), (gb, ga)):
+            candidates[here].possible_matches.append(
+                s.PossibleMatch(
+                    candidate_id=candidates[there].candidate_id,
+                    match_grade=evidence.match_grade,
+                    evidence=evidence,
+                )
             )
-        )
-        candidates[gb].possible_matches.append(
-            s.PossibleMatch(
-                candidate_id=candidates[ga].candidate_id, match_grade=link.grade, evidence=evidence
-            )
-        )
 
     response = s.SearchResponse(
         request_id=request_id,

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from familyctx.config_types import GssCode, HostPort, config_problems
+from familyctx.linkage import Thresholds
 from familyctx_gateway.errors import GatewayConfigError
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "AuditSettings",
     "BreakGlassSettings",
     "GatewaySettings",
+    "LinkageSettings",
+    "LinkageThresholds",
     "ListenSettings",
     "OidcSettings",
     "TokenProfile",
@@ -247,6 +250,51 @@ class AuditSettings(_Section):
         return self.database_url.startswith("sqlite")
 
 
+class LinkageThresholds(_Section):
+    """Match probabilities (each strictly between 0 and 1) from which a pair of council records is
+    graded ``certain`` (merged), ``probable`` or ``possible`` (shown, never merged); below ``possible``
+    it is not linked. ``certain > probable > possible``. Defaults: the packaged model's
+    (:meth:`familyctx.linkage.Thresholds.default`); docs/gateway-api.md, "Match evidence"."""
+
+    certain: float = Field(default_factory=lambda: Thresholds.default().certain)
+    probable: float = Field(default_factory=lambda: Thresholds.default().probable)
+    possible: float = Field(default_factory=lambda: Thresholds.default().possible)
+
+    @field_validator("certain", "probable", "possible")
+    @classmethod
+    def _probability(cls, value: float) -> float:
+        if not 0 < value < 1:  # NaN fails too
+            raise ValueError("must be a match probability strictly between 0 and 1, for example 0.95")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LinkageThresholds:
+        if not self.certain > self.probable > self.possible:
+            raise ValueError(
+                f"must be ordered certain > probable > possible, got certain {self.certain}, "
+                f"probable {self.probable}, possible {self.possible}"
+            )
+        return self
+
+    def to_thresholds(self) -> Thresholds:
+        """These thresholds as the linker takes them."""
+        return Thresholds(certain=self.certain, probable=self.probable, possible=self.possible)
+
+
+class LinkageSettings(_Section):
+    """Record linkage across councils (docs/gateway-api.md, "Match evidence").
+
+    ``model_path``: a trained model (written by ``make linkage-train``): its directory, or its
+    ``model.json`` (Splink's model JSON) with ``term_frequencies.json`` beside it; None (default): the
+    model packaged with familyctx. It is read
+    once when the app is created: an unusable file stops the gateway there. ``thresholds``: see
+    :class:`LinkageThresholds`.
+    """
+
+    model_path: Path | None = None
+    thresholds: LinkageThresholds = Field(default_factory=LinkageThresholds)
+
+
 class GatewaySettings(BaseSettings):
     """All settings of the gateway process. Build with :func:`load_settings` or directly."""
 
@@ -277,6 +325,8 @@ class GatewaySettings(BaseSettings):
     #: ``familyctx_gateway/policies/access.cedar``. Validated at start-up (docs/access-control.md).
     access_policy_file: Path | None = None
     break_glass: BreakGlassSettings = Field(default_factory=BreakGlassSettings)
+    #: Record linkage: the model file and the match-probability thresholds of each grade.
+    linkage: LinkageSettings = Field(default_factory=LinkageSettings)
     log_level: str = "INFO"
 
     @field_validator("oidc", mode="before")

@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_AREAS = ("synth", "adapter", "gateway", "oidc", "client", "demo", "pki", "audit")
+_AREAS = ("synth", "adapter", "gateway", "oidc", "client", "demo", "pki", "audit", "linkage")
 
 for _area in _AREAS:
     try:

@@ -32,6 +32,7 @@ __all__ = [
     "WIDE_LAYOUT_MIN_WIDTH",
     "break_glass_banner",
     "completeness_banner",
+    "evidence_text",
     "printable",
     "render_break_glass_notifications",
     "render_family_context",
@@ -244,9 +245,84 @@ def _records_text(records: list[Any]) -> Text:
     return Text("\n".join(lines))
 
 
+#: Field names of match evidence, in words.
+_FIELD_WORDS = {
+    "nhs_number": "NHS number",
+    "given_name": "given name",
+    "family_name": "family name",
+    "date_of_birth": "date of birth",
+    "sex": "sex",
+    "postcode": "postcode",
+}
+
+#: Evidence outcomes, in the order they are listed, with their line's heading and style.
+_OUTCOME_LINES = (
+    ("agree", "agreed", "green"),
+    ("similar", "similar", "green"),
+    ("swapped", "swapped", "yellow"),
+    ("partial", "partly agreed", "yellow"),
+    ("disagree", "disagreed", "red"),
+    ("missing", "missing", "dim"),
+)
+
+
+def _field_words(evidence: Any) -> str:
+    words = _FIELD_WORDS.get(evidence.field, evidence.field.replace("_", " "))
+    details = [evidence.level] if evidence.level and evidence.outcome.value != "missing" else []
+    if evidence.score is not None:
+        details.append(f"similarity {evidence.score:g}")
+    return f"{words} ({', '.join(details)})" if details else words
+
+
+def evidence_text(evidence: Any) -> Text:
+    """A ``MatchEvidence`` for a worker: the grade and match weight (log2 odds, with the probability),
+    then one line per outcome naming the fields and their comparison levels ("agreed: family name
+    (exact), date of birth (exact)"; "missing: NHS number"), then the guard rules that capped the grade."""
+    text = Text(evidence.match_grade.value, style="bold")
+    if evidence.match_weight is not None:
+        text.append(f" · match weight {evidence.match_weight:+.1f}")
+    if evidence.match_probability is not None:
+        text.append(f" (probability {evidence.match_probability:.4f})")
+    for outcome, heading, style in _OUTCOME_LINES:
+        fields = [_field_words(f) for f in evidence.fields if f.outcome.value == outcome]
+        if fields:
+            text.append(f"\n{heading}: ", style=style)
+            text.append(printable(", ".join(fields)))
+    for rule in evidence.rules:
+        text.append(f"\ncapped: {printable(rule)}", style="yellow")
+    return text
+
+
+def _possible_matches_table(rows: list[tuple[str, str, Any]]) -> Table:
+    table = _table(
+        "Possible matches (not merged: confirm before treating them as one person)",
+        "record",
+        "might be",
+        "evidence",
+    )
+    for here, there, evidence in rows:
+        table.add_row(here, there, evidence_text(evidence))
+    return table
+
+
+def _search_possible_matches(response: Any) -> list[tuple[str, str, Any]]:
+    """Each probable/possible link between two candidates once (it is listed under both)."""
+    rows, seen = [], set()
+    for candidate in response.candidates:
+        for match in candidate.possible_matches:
+            pair = frozenset((candidate.candidate_id, match.candidate_id or ""))
+            if pair in seen:
+                continue
+            seen.add(pair)
+            rows.append((candidate.candidate_id, match.candidate_id or "", match.evidence))
+    return rows
+
+
 def render_search(response: Any, console: Console) -> None:
     """Print a ``SearchResponse``: the completeness banner (if any council did not answer or is stale),
-    candidates with per-council records and match grade, then sources. An answer given under break
+    candidates with per-council records and match grade, the possible matches between candidates with
+    their evidence (grade, match weight, fields agreed / disagreed / missing with their levels), then
+    sources. An answer given under break
     glass starts with the BREAK GLASS banner."""
     glass = break_glass_banner(response)
     if glass is not None:
@@ -277,6 +353,9 @@ def render_search(response: Any, console: Console) -> None:
             possible,
         )
     console.print(table)
+    links = _search_possible_matches(response)
+    if links:
+        console.print(_possible_matches_table(links))
     console.print(_sources_table(response.sources))
 
 
@@ -308,6 +387,16 @@ def _people_table(response: Any) -> Table:
             Text("\n".join(notes), style="yellow"),
         )
     return table
+
+
+def _family_possible_matches(response: Any) -> list[Table]:
+    rows = []
+    for person in response.people:
+        for match in person.possible_matches:
+            record = match.record
+            there = f"{record.council_name}: {record.local_person_id}" if record else match.candidate_id or ""
+            rows.append((f"{person.person_id} {_person_name(person)}", there, match.evidence))
+    return [_possible_matches_table(rows)] if rows else []
 
 
 def _relationships_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Table:
@@ -485,7 +574,8 @@ def _legend() -> Text:
 
 def render_family_context(response: Any, console: Console) -> None:
     """Print a ``FamilyContextResponse``: header, the completeness banner (councils that did not answer,
-    stale datasets), people, relationships, involvements, per-person states, legend, sources."""
+    stale datasets), people, their possible matches with the evidence (not merged), relationships,
+    involvements, per-person states, legend, sources."""
     names = {p.person_id: _person_name(p) for p in response.people}
     councils = {s.gss_code: s.name for s in response.sources}
     header = Text("Family context  ")
@@ -521,6 +611,7 @@ def render_family_context(response: Any, console: Console) -> None:
     console.print(
         Group(
             _people_table(response),
+            *_family_possible_matches(response),
             _relationships_table(response, names, councils),
             (
                 _involvements_table(response, names, councils)

@@ -57,6 +57,14 @@ def test_family_context_of_the_child_whose_mother_moved(gateway: Gateway, scenar
     assert [e["match_grade"] for e in mother["evidence"]] and all(
         e["match_grade"] == "certain" for e in mother["evidence"]
     )
+    # The evidence says why: the model's level and weight per field, the match weight and probability.
+    for link in mother["evidence"]:
+        fields = {f["field"]: f for f in link["fields"]}
+        assert list(fields) == ["nhs_number", "given_name", "family_name", "date_of_birth", "sex", "postcode"]
+        assert (fields["nhs_number"]["outcome"], fields["nhs_number"]["level"]) == ("agree", "exact")
+        assert fields["nhs_number"]["weight"] > 0
+        assert all(f["level"] and f["weight"] is not None for f in link["fields"])
+        assert link["match_probability"] > 0.999 and link["match_weight"] > 10
 
     siblings = [person_holding(answer, s) for s in scenario["siblings"]]
     assert siblings, "the scenario plants at least one sibling"

@@ -3,13 +3,23 @@ real JWTs from a real JWKS endpoint, real SQLite audit file."""
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
+from familycontext.v1 import types_pb2 as t
+from familyctx_gateway.settings import AdapterTarget
+from familyctx_gateway.testing.fake_council import CouncilData, CouncilTrust, person, start_council
 from familyctx_gateway.testing.gateway import RunningGateway, running_gateway
 from familyctx_gateway.testing.issuer import TestIssuer, running_issuer
+from familyctx_gateway.testing.pki import ASSERTION_ISSUER, session_pki
 from familyctx_gateway.testing.scenario import LEEDS, MANCHESTER, NHS, STOCKPORT
+
+from familyctx.linkage import Thresholds
 
 PURPOSE = {"purpose": "s47_enquiry", "case_reference": "CASE-2026-0042"}
 SUBJECT = {"gss_code": STOCKPORT, "local_person_id": "S-1001"}
@@ -26,6 +36,29 @@ def issuer() -> Iterator[TestIssuer]:
 async def gw(issuer: TestIssuer, tmp_path: Path) -> AsyncIterator[RunningGateway]:
     async with running_gateway(issuer, f"sqlite:///{tmp_path / 'audit.sqlite'}") as running:
         yield running
+
+
+#: Per-field (outcome, level) of the scenario's two cross-council links.
+JAYDEN_OR_MOTHER = {
+    # Claire (Stockport) and Clare (Leeds): same NHS number, she moved.
+    "mother": {
+        "nhs_number": ("agree", "exact"),
+        "given_name": ("similar", "short form (Bob/Robert)"),
+        "family_name": ("agree", "exact"),
+        "date_of_birth": ("agree", "exact"),
+        "sex": ("agree", "exact"),
+        "postcode": ("disagree", "different"),
+    },
+    # Jayden O'Neill (Stockport, male) and Jayden ONeill (Leeds, sex not recorded), no NHS numbers.
+    "jayden": {
+        "nhs_number": ("missing", "missing"),
+        "given_name": ("agree", "exact"),
+        "family_name": ("agree", "exact"),
+        "date_of_birth": ("agree", "exact"),
+        "sex": ("missing", "missing"),
+        "postcode": ("disagree", "different"),
+    },
+}
 
 
 async def test_search_by_nhs_number_links_nothing_else_and_reports_every_source(gw: RunningGateway) -> None:
@@ -52,13 +85,20 @@ async def test_search_by_name_links_certain_merges_and_shows_probable_as_possibl
     mother = by_records[("L-77", "S-1003")]
     assert mother["match_grade"] == "certain"
     assert {r["gss_code"] for r in mother["records"]} == {STOCKPORT, LEEDS}
-    nhs_evidence = {f["field"]: f["outcome"] for f in mother["evidence"][0]["fields"]}
-    assert nhs_evidence["nhs_number"] == "agree"
-    # Jayden: no NHS number on either side, names and date of birth agree -> probable, not merged.
+    [merge] = mother["evidence"]
+    assert merge["match_grade"] == "certain" and merge["rules"] == []
+    assert {f["field"]: (f["outcome"], f["level"]) for f in merge["fields"]} == JAYDEN_OR_MOTHER["mother"]
+    assert merge["match_probability"] >= Thresholds.default().certain
+    # Jayden: no NHS number on either side, names and date of birth agree, another address -> probable,
+    # not merged.
     jayden_s, jayden_l = by_records[("S-1002",)], by_records[("L-78",)]
     assert jayden_s["match_grade"] is None
     assert [(m["candidate_id"], m["match_grade"]) for m in jayden_s["possible_matches"]] == [
         (jayden_l["candidate_id"], "probable")
+    ]
+    jayden_evidence = jayden_s["possible_matches"][0]["evidence"]
+    assert {f["field"]: (f["outcome"], f["level"]) for f in jayden_evidence["fields"]} == JAYDEN_OR_MOTHER[
+        "jayden"
     ]
     # The other Zoe in Manchester has a different valid NHS number: never linked, not even possible.
     zoe_s, zoe_m = by_records[("S-1001",)], by_records[("M-5",)]
@@ -113,6 +153,14 @@ async def test_family_context_child_with_mother_in_another_council(gw: RunningGa
     assert [(m["record"]["local_person_id"], m["match_grade"]) for m in jayden["possible_matches"]] == [
         ("L-78", "probable")
     ]
+    [maybe] = jayden["possible_matches"]
+    assert {f["field"]: (f["outcome"], f["level"]) for f in maybe["evidence"]["fields"]} == JAYDEN_OR_MOTHER[
+        "jayden"
+    ]
+    assert maybe["evidence"]["match_weight"] > 0 and maybe["evidence"]["rules"] == []
+    assert {
+        f["field"]: (f["outcome"], f["level"]) for f in mother["evidence"][0]["fields"]
+    } == JAYDEN_OR_MOTHER["mother"]
     assert {s["gss_code"]: s["state"] for s in jayden["council_states"]}[LEEDS] == "possible_match_only"
 
     # Relationships between merged people; involvements from both councils with practitioners.
@@ -226,3 +274,117 @@ async def test_sources_health_and_readiness(gw: RunningGateway) -> None:
 async def test_openapi_document_lists_the_api(gw: RunningGateway) -> None:
     paths = (await gw.client.get("/openapi.json")).json()["paths"]
     assert {"/v1/searches", "/v1/family-context", "/v1/sources", "/healthz", "/readyz"} <= set(paths)
+
+
+# --- linkage through the API: two more councils holding one child (a typo) and a pair of twins ---------
+
+BOLTON, BRADFORD = "E08000001", "E08000032"
+AMELIA_DOB = dt.date(2017, 4, 12)
+
+
+def _kowalski_councils() -> list[CouncilData]:
+    """Bolton holds Amelia Kowalski; Bradford (where the family moved) holds her as "Amelai" (a typo) with
+    no NHS number on either side, and her twin sister Olivia, also without an NHS number."""
+    girl = {"sex": t.SEX_FEMALE}
+    return [
+        CouncilData(
+            BOLTON,
+            "Bolton",
+            people=[person(BOLTON, "BO-1", "Amelia", "Kowalski", AMELIA_DOB, postcode="BL1 4AB", **girl)],
+        ),
+        CouncilData(
+            BRADFORD,
+            "Bradford",
+            people=[
+                person(BRADFORD, "BR-1", "Amelai", "Kowalski", AMELIA_DOB, postcode="BD3 9QT", **girl),
+                person(BRADFORD, "BR-2", "Olivia", "Kowalski", AMELIA_DOB, postcode="BD3 9QT", **girl),
+            ],
+        ),
+    ]
+
+
+async def test_same_child_with_a_typo_and_no_nhs_number_is_probable_shown_not_merged_and_twins_not_linked(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    trust = CouncilTrust(session_pki(), ASSERTION_ISSUER)
+    async with AsyncExitStack() as stack:
+        targets = []
+        for data in _kowalski_councils():
+            address, _ = await stack.enter_async_context(start_council(data, trust))
+            targets.append(AdapterTarget(gss_code=data.gss_code, name=data.name, address=address))
+        gw = await stack.enter_async_context(
+            running_gateway(issuer, f"sqlite:///{tmp_path / 'audit.sqlite'}", extra_targets=targets)
+        )
+        resp = await gw.client.post(
+            "/v1/searches", json={**PURPOSE, "family_name": "Kowalski"}, headers=gw.auth()
+        )
+    assert resp.status_code == 200, resp.text
+    candidates = {c["records"][0]["local_person_id"]: c for c in resp.json()["candidates"]}
+    # Three records, three candidates: nothing merged.
+    assert sorted(candidates) == ["BO-1", "BR-1", "BR-2"]
+    assert all(len(c["records"]) == 1 and c["match_grade"] is None for c in candidates.values())
+    amelia, amelai, olivia = candidates["BO-1"], candidates["BR-1"], candidates["BR-2"]
+    # Amelia and "Amelai": a probable match, offered on both sides with the same evidence.
+    [match] = amelia["possible_matches"]
+    assert (match["candidate_id"], match["match_grade"]) == (amelai["candidate_id"], "probable")
+    assert [(m["candidate_id"], m["match_grade"]) for m in amelai["possible_matches"]] == [
+        (amelia["candidate_id"], "probable")
+    ]
+    evidence = match["evidence"]
+    assert evidence == amelai["possible_matches"][0]["evidence"]
+    assert (evidence["left"], evidence["right"]) == (
+        {"gss_code": BOLTON, "local_person_id": "BO-1"},
+        {"gss_code": BRADFORD, "local_person_id": "BR-1"},
+    )
+    fields = {f["field"]: f for f in evidence["fields"]}
+    assert list(fields) == ["nhs_number", "given_name", "family_name", "date_of_birth", "sex", "postcode"]
+    assert {name: (f["outcome"], f["level"]) for name, f in fields.items()} == {
+        "nhs_number": ("missing", "missing"),
+        "given_name": ("similar", "Jaro-Winkler >= 0.92"),
+        "family_name": ("agree", "exact"),
+        "date_of_birth": ("agree", "exact"),
+        "sex": ("agree", "exact"),
+        "postcode": ("disagree", "different"),
+    }
+    assert 90 < fields["given_name"]["score"] < 100
+    assert fields["date_of_birth"]["weight"] > 0 > fields["postcode"]["weight"]
+    assert fields["nhs_number"]["weight"] == 0
+    thresholds = Thresholds.default()
+    assert thresholds.probable <= evidence["match_probability"] < thresholds.certain
+    assert evidence["match_weight"] > 0 and evidence["rules"] == []
+    # The twins: same family name, date of birth and sex, different given names: never linked.
+    assert olivia["possible_matches"] == []
+    assert olivia["candidate_id"] not in {m["candidate_id"] for m in amelia["possible_matches"]}
+
+
+async def test_linkage_thresholds_are_configured_and_loaded_once(issuer: TestIssuer, tmp_path: Path) -> None:
+    thresholds = {"certain": 0.99999, "probable": 0.95, "possible": 0.3}
+    async with running_gateway(
+        issuer, f"sqlite:///{tmp_path / 'audit.sqlite'}", linkage={"thresholds": thresholds}
+    ) as gw:
+        linker = gw.app.state.gateway.linker
+        assert linker.thresholds == Thresholds(**thresholds)
+        resp = await gw.client.post(
+            "/v1/searches", json={**PURPOSE, "nhs_number": NHS["zoe"]}, headers=gw.auth()
+        )
+        assert resp.status_code == 200
+        assert gw.app.state.gateway.linker is linker
+
+
+def test_gateway_refuses_to_start_on_a_broken_linkage_model(tmp_path: Path) -> None:
+    model = tmp_path / "model.json"
+    model.write_text('{"comparisons": ')
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"linkage: {{model_path: '{model}'}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "familyctx.cli", "gateway", "serve", "--config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "gateway ready" not in done.stdout
+    assert (
+        f"error: gateway settings: linkage.model_path: model file {model} is not valid JSON (line 1): "
+        "retrain with make linkage-train"
+    ) in done.stderr, done.stderr

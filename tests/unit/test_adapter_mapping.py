@@ -238,7 +238,8 @@ def test_prepare_is_idempotent(source: SqlWarehouseSource) -> None:
     [
         ("_by_nhs", ("9434765919",), "ix_fcx_person_nhs_key"),
         ("_by_dob", ("2014-03-05", "2014-03-06"), "ix_fcx_person_dob"),
-        ("_by_surname", ("oneill",), "ix_fcx_person_surname_key"),
+        ("_by_surname", ("oneill",), "ix_fcx_person_surname_dob"),
+        ("_by_surname_year", ("oneill", "2014-01-01", "2015-01-01"), "ix_fcx_person_surname_dob"),
     ],
 )
 def test_search_statements_use_the_adapter_indexes(
@@ -246,8 +247,11 @@ def test_search_statements_use_the_adapter_indexes(
 ) -> None:
     stmt = getattr(source.people, statement)
     if statement == "_by_surname":
-        stmt = stmt.params(keys=list(params))
+        stmt = stmt.params(keys=[params[0]])
         params = (*params, 2000, 0)  # LIMIT ? OFFSET ?
+    elif statement == "_by_surname_year":
+        stmt = stmt.params(keys=[params[0]], lo=params[1], hi=params[2])
+        params = (*params, 2000, 0)
     with source.w.engine.connect() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"render_postcompile": True}))
         plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))

@@ -1,14 +1,31 @@
-"""Linkage grades (certain / probable / possible / never) on hand-made pairs of council records."""
+"""The gateway's bridge to familyctx.linkage: council records in, grades and API evidence out (levels,
+outcomes, weights), the linker loaded from settings, and a broken model file refused at start-up.
+
+The linker's own hard cases (normalisation, twins, swaps, placeholders...) are pinned in
+tests/unit/test_linkage_hard_cases.py; here the packaged model is used through the gateway's code.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+from pathlib import Path
 
 import pytest
-from familyctx_gateway.api.schemas import FieldOutcome, MatchGrade
-from familyctx_gateway.linkage import LinkRecord, compare, dates_swapped, link_records, normalise_name
+from familyctx_gateway.api import schemas as s
+from familyctx_gateway.app import create_app
+from familyctx_gateway.errors import GatewayConfigError
+from familyctx_gateway.linkage import compare, field_evidence, link_records, load_linker
+from familyctx_gateway.settings import LinkageSettings, load_settings
 
+from familyctx.linkage import FieldScore, Linker, LinkModel, Outcome, Thresholds
+from familyctx.linkage import model as model_module
+from familyctx.linkage.model import DATA_DIR, MODEL_FILE, TF_FILE
+
+STOCKPORT, LEEDS, MANCHESTER = "E08000007", "E08000035", "E08000003"
 ZOE_NHS, MUM_NHS, OTHER_NHS = "9990000018", "9990000034", "9990000042"
+FIELDS = ["nhs_number", "given_name", "family_name", "date_of_birth", "sex", "postcode"]
 
 
 def rec(
@@ -20,130 +37,186 @@ def rec(
     *,
     nhs: str | None = None,
     postcode: str | None = None,
-) -> LinkRecord:
-    return LinkRecord.of(
-        gss,
-        local_id,
+    sex: str = "unspecified",
+) -> s.PersonRecord:
+    return s.PersonRecord(
+        gss_code=gss,
+        council_name=gss,
+        local_person_id=local_id,
         nhs_number=nhs,
         given_name=given,
         family_name=family,
         date_of_birth=dob,
-        postcode=postcode,
+        sex=sex,
+        address=s.Address(postcode=postcode) if postcode else None,
     )
 
 
-def grade(a: LinkRecord, b: LinkRecord) -> MatchGrade | None:
-    return compare(a, b)[0]
+@pytest.fixture(scope="module")
+def linker() -> Linker:
+    return Linker()
 
 
-def outcomes(a: LinkRecord, b: LinkRecord) -> dict[str, FieldOutcome]:
-    return {f.field: f.outcome for f in compare(a, b)[1]}
+def levels(evidence: s.MatchEvidence) -> dict[str, tuple[str, str | None]]:
+    return {f.field: (f.outcome.value, f.level) for f in evidence.fields}
+
+
+def test_same_nhs_number_is_certain_with_every_fields_level_and_weight(linker: Linker) -> None:
+    a = rec(
+        STOCKPORT,
+        "S-1003",
+        "Claire",
+        "O'Neill",
+        dt.date(1988, 11, 2),
+        nhs=MUM_NHS,
+        postcode="SK1 3XE",
+        sex="female",
+    )
+    b = rec(
+        LEEDS, "L-77", "Clare", "O'Neill", dt.date(1988, 11, 2), nhs=MUM_NHS, postcode="LS7 2AB", sex="female"
+    )
+    grade, evidence = compare(linker, a, b)
+    assert grade is s.MatchGrade.certain and evidence is not None
+    assert (evidence.left.local_person_id, evidence.right.local_person_id) == ("S-1003", "L-77")
+    assert [f.field for f in evidence.fields] == FIELDS
+    found = levels(evidence)
+    assert found["nhs_number"] == ("agree", "exact")
+    assert found["family_name"] == ("agree", "exact")
+    assert found["date_of_birth"] == ("agree", "exact")
+    assert found["sex"] == ("agree", "exact")
+    assert found["postcode"] == ("disagree", "different")
+    assert found["given_name"][0] == "similar"  # Clare for Claire: a short form or a close spelling
+    weights = {f.field: f.weight for f in evidence.fields}
+    assert weights["nhs_number"] is not None and weights["nhs_number"] > 5
+    assert weights["postcode"] is not None and weights["postcode"] < 0
+    given = next(f for f in evidence.fields if f.field == "given_name")
+    assert given.score is not None and 80 < given.score < 100  # Jaro-Winkler x 100
+    assert evidence.match_probability is not None and evidence.match_probability >= linker.thresholds.certain
+    assert evidence.match_weight is not None
+    assert evidence.match_weight == pytest.approx(
+        sum(f.weight or 0 for f in evidence.fields) + linker.model.prior_weight, abs=0.01
+    )
+    assert evidence.rules == []
+
+
+def test_different_valid_nhs_numbers_never_link_even_with_identical_demographics(linker: Linker) -> None:
+    a = rec(STOCKPORT, "S-1001", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS, postcode="SK1 3XE")
+    b = rec(MANCHESTER, "M-5", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=OTHER_NHS, postcode="SK1 3XE")
+    assert compare(linker, a, b) == (None, None)
+
+
+def test_twins_in_two_councils_are_not_linked(linker: Linker) -> None:
+    a = rec(STOCKPORT, "S-2001", "Ella", "Brown", dt.date(2015, 1, 1), postcode="M11 1AA", sex="female")
+    b = rec(MANCHESTER, "M-6", "Ava", "Brown", dt.date(2015, 1, 1), postcode="M11 1AA", sex="female")
+    assert compare(linker, a, b) == (None, None)
+    result = link_records(linker, [a, b])
+    assert result.groups == [[0], [1]] and result.pairs == []
+
+
+def test_typo_in_a_childs_given_name_without_nhs_number_is_probable_not_merged(linker: Linker) -> None:
+    a = rec(STOCKPORT, "S-1", "Amelia", "Kowalski", dt.date(2017, 4, 12), postcode="SK1 3XE", sex="female")
+    b = rec(LEEDS, "L-1", "Amelai", "Kowalski", dt.date(2017, 4, 12), postcode="LS7 2AB", sex="female")
+    grade, evidence = compare(linker, a, b)
+    assert grade is s.MatchGrade.probable and evidence is not None
+    found = levels(evidence)
+    assert found["given_name"] == ("similar", "Jaro-Winkler >= 0.92")
+    assert found["nhs_number"] == ("missing", "missing")
+    result = link_records(linker, [a, b])
+    assert result.groups == [[0], [1]]
+    assert [(p.left, p.right, p.grade.value) for p in result.pairs] == [(0, 1, "probable")]
+
+
+def test_records_of_one_council_are_never_linked_and_certain_links_group(linker: Linker) -> None:
+    records = [
+        rec(STOCKPORT, "S-1", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS),
+        rec(LEEDS, "L-7", "Zoe", "O'Neil", dt.date(2014, 3, 5), nhs=ZOE_NHS),
+        rec(MANCHESTER, "M-3", "Zoe", "ONeill", dt.date(2014, 3, 5), nhs=ZOE_NHS),
+        rec(MANCHESTER, "M-4", "Zoe", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS),  # a duplicate there
+    ]
+    result = link_records(linker, records)
+    assert result.groups == [[0, 1, 2, 3]]  # merged through S-1 and L-7, never with each other directly
+    assert (2, 3) not in {(p.left, p.right) for p in result.pairs}
+
+
+def test_field_evidence_rounds_and_scales() -> None:
+    score = FieldScore("given_name", "Jaro-Winkler >= 0.92", Outcome.similar, 2.34567, similarity=0.96667)
+    assert field_evidence(score) == s.FieldEvidence(
+        field="given_name",
+        outcome=s.FieldOutcome.similar,
+        level="Jaro-Winkler >= 0.92",
+        weight=2.346,
+        score=96.7,
+    )
+    missing = field_evidence(FieldScore("sex", "missing", Outcome.missing, 0.0))
+    assert (missing.outcome, missing.score, missing.weight) == (s.FieldOutcome.missing, None, 0.0)
+
+
+def test_every_linker_outcome_is_an_api_outcome() -> None:
+    assert {o.value for o in Outcome} == {o.value for o in s.FieldOutcome}
+
+
+def test_load_linker_uses_the_configured_thresholds_and_model(tmp_path: Path) -> None:
+    shutil.copy(DATA_DIR / MODEL_FILE, tmp_path / MODEL_FILE)
+    shutil.copy(DATA_DIR / TF_FILE, tmp_path / TF_FILE)
+    settings = LinkageSettings.model_validate(
+        {"model_path": tmp_path, "thresholds": {"certain": 0.9999, "probable": 0.99, "possible": 0.6}}
+    )
+    linker = load_linker(settings)
+    assert linker.thresholds == Thresholds(certain=0.9999, probable=0.99, possible=0.6)
+    assert linker.model.source == str(tmp_path / MODEL_FILE)
+    assert load_linker(LinkageSettings()).model is LinkModel.default()
+
+
+def _model_dir(tmp_path: Path, model_text: str) -> Path:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / MODEL_FILE).write_text(model_text, errors="surrogateescape")  # "\udcff": the byte 0xff
+    shutil.copy(DATA_DIR / TF_FILE, tmp_path / TF_FILE)
+    return tmp_path
+
+
+def _retrained_with_other_levels() -> str:
+    model = json.loads((DATA_DIR / MODEL_FILE).read_text())
+    model["comparisons"][0]["comparison_levels"].pop()  # nhs_number: one level fewer than the code has
+    return json.dumps(model)
 
 
 @pytest.mark.parametrize(
-    ("raw", "normalised"),
+    ("content", "message"),
     [
-        ("Zoë", "zoe"),
-        ("O'Neill", "oneill"),
-        ("O’Neill", "oneill"),
-        ("Smith-Jones", "smithjones"),
-        ("  Mc Donald ", "mcdonald"),
-        ("ŁUKASZ", "łukasz"),
-        ("Siobhán", "siobhan"),
-        ("", ""),
-        (None, ""),
+        (None, "not found: retrain with make linkage-train"),
+        ("{not json", "is not valid JSON (line 1): retrain with make linkage-train"),
+        ("[1, 2]", "does not hold a JSON object"),
+        ("\udcff", "is not UTF-8 text: retrain with make linkage-train"),
+        (
+            _retrained_with_other_levels(),
+            "was trained with different comparisons: retrain with make linkage-train",
+        ),
     ],
 )
-def test_normalise_name(raw: str | None, normalised: str) -> None:
-    assert normalise_name(raw) == normalised
+def test_a_broken_model_file_stops_the_gateway_naming_the_setting(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = (
+        tmp_path / "missing" / MODEL_FILE if content is None else _model_dir(tmp_path, content) / MODEL_FILE
+    )
+    settings = load_settings(linkage={"model_path": path})
+    with pytest.raises(GatewayConfigError) as err:
+        create_app(settings)
+    [problem] = err.value.problems
+    assert problem.startswith("linkage.model_path: ") and message in problem, problem
+    assert str(path) in problem
 
 
-def test_same_valid_nhs_number_is_certain_despite_spelling_and_address() -> None:
-    a = rec("A", "1", "Claire", "O'Neill", dt.date(1988, 11, 2), nhs="999 000 0034", postcode="SK1 3XE")
-    b = rec("B", "9", "Clare", "ONeill", dt.date(1988, 11, 2), nhs=MUM_NHS, postcode="LS7 2AB")
-    assert grade(a, b) is MatchGrade.certain
-    assert outcomes(a, b)["nhs_number"] is FieldOutcome.agree
-    assert outcomes(a, b)["postcode"] is FieldOutcome.disagree
-
-
-def test_same_nhs_number_with_contradicting_date_of_birth_is_only_probable() -> None:
-    a = rec("A", "1", "Claire", "O'Neill", dt.date(1988, 11, 2), nhs=MUM_NHS)
-    b = rec("B", "9", "Claire", "O'Neill", dt.date(1979, 1, 30), nhs=MUM_NHS)
-    assert grade(a, b) is MatchGrade.probable
-
-
-def test_different_valid_nhs_numbers_never_link_even_with_identical_demographics() -> None:
-    a = rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS, postcode="SK1 3XE")
-    b = rec("B", "2", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=OTHER_NHS, postcode="SK1 3XE")
-    assert grade(a, b) is None
-
-
-@pytest.mark.parametrize("bad", ["9999999999", "0000000000", "9990000019", "12345", "NULL"])
-def test_invalid_or_placeholder_nhs_number_is_never_linked_on(bad: str) -> None:
-    a = rec("A", "1", "Ann", "Smith", dt.date(1990, 1, 1), nhs=bad)
-    b = rec("B", "2", "Bob", "Jones", dt.date(1970, 6, 6), nhs=bad)
-    assert a.nhs_number is None and b.nhs_number is None
-    assert grade(a, b) is None
-    assert outcomes(a, b)["nhs_number"] is FieldOutcome.missing
-
-
-def test_twins_at_the_same_address_do_not_link() -> None:
-    a = rec("A", "1", "Oliver", "Brown", dt.date(2015, 1, 1), postcode="M11 1AA")
-    b = rec("B", "2", "Olivia", "Brown", dt.date(2015, 1, 1), postcode="M11 1AA")
-    assert grade(a, b) is None
-    assert outcomes(a, b)["given_name"] is FieldOutcome.disagree
-    assert link_records([a, b]).groups == [[0], [1]]
-
-
-def test_diacritics_and_apostrophes_do_not_stop_a_probable_match() -> None:
-    a = rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5))
-    b = rec("B", "2", "Zoe", "ONeill", dt.date(2014, 3, 5))
-    assert grade(a, b) is MatchGrade.probable
-    assert outcomes(a, b)["family_name"] is FieldOutcome.agree
-
-
-def test_day_month_swap_with_names_and_postcode_is_probable() -> None:
-    a = rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5), postcode="SK1 3XE")
-    b = rec("B", "2", "Zoe", "O'Neill", dt.date(2014, 5, 3), postcode="sk13xe")
-    assert dates_swapped(dt.date(2014, 3, 5), dt.date(2014, 5, 3))
-    assert outcomes(a, b)["date_of_birth"] is FieldOutcome.swapped
-    assert grade(a, b) is MatchGrade.probable
-
-
-def test_day_month_swap_without_postcode_is_only_possible() -> None:
-    a = rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5), postcode="SK1 3XE")
-    b = rec("B", "2", "Zoe", "O'Neill", dt.date(2014, 5, 3), postcode="LS7 2AB")
-    assert grade(a, b) is MatchGrade.possible
-
-
-def test_typo_in_name_with_same_date_of_birth_is_possible() -> None:
-    a = rec("A", "1", "Katherine", "Smith", dt.date(2010, 2, 2))
-    b = rec("B", "2", "Katharine", "Smith", dt.date(2010, 2, 2))
-    assert grade(a, b) is MatchGrade.possible
-
-
-def test_names_agree_but_different_date_of_birth_does_not_link() -> None:
-    a = rec("A", "1", "Jack", "Smith", dt.date(2010, 2, 2))
-    b = rec("B", "2", "Jack", "Smith", dt.date(2012, 8, 9))
-    assert grade(a, b) is None
-
-
-def test_records_of_the_same_council_are_never_linked() -> None:
-    a = rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS)
-    b = rec("A", "2", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS)
-    assert link_records([a, b]).links == []
-
-
-def test_certain_links_group_transitively_and_probable_ones_stay_apart() -> None:
-    records = [
-        rec("A", "1", "Zoë", "O'Neill", dt.date(2014, 3, 5), nhs=ZOE_NHS),
-        rec("B", "7", "Zoe", "O'Neil", dt.date(2014, 3, 5), nhs=ZOE_NHS),
-        rec("C", "3", "Zoe", "ONeill", dt.date(2014, 3, 5), nhs=ZOE_NHS),
-        rec("C", "4", "Zoe", "O'Neill", dt.date(2014, 3, 5)),  # no NHS number: probable with A/B
+def test_a_missing_packaged_model_is_named_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_module, "DATA_DIR", tmp_path)
+    cached = LinkModel.default.__func__  # type: ignore[attr-defined]
+    cached.cache_clear()
+    try:
+        with pytest.raises(GatewayConfigError) as err:
+            load_linker(LinkageSettings())
+    finally:
+        cached.cache_clear()  # the next caller loads the real packaged model again
+    assert err.value.problems == [
+        f"linkage.model_path (not set: the packaged model): model file {tmp_path / MODEL_FILE} not found: "
+        "retrain with make linkage-train"
     ]
-    linkage = link_records(records)
-    assert linkage.groups == [[0, 1, 2], [3]]
-    grades = {(link.left, link.right): link.grade for link in linkage.links}
-    assert grades[(0, 1)] is MatchGrade.certain
-    assert grades[(0, 3)] is MatchGrade.probable
-    assert (2, 3) not in grades  # same council

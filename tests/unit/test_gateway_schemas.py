@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from familyctx_gateway.api.schemas import FamilyContextRequest, SearchRequest
+from familyctx_gateway.api.schemas import FamilyContextRequest, FieldOutcome, MatchEvidence, SearchRequest
 from familyctx_gateway.errors import GatewayConfigError, validation_messages
 from familyctx_gateway.settings import load_settings
 from pydantic import ValidationError
@@ -104,3 +104,41 @@ def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(GatewayConfigError) as err:
         load_settings(tmp_path / "nope.yaml")
     assert err.value.problems == ["(file): does not exist or is not a file"]
+
+
+def test_match_evidence_is_additive_old_answers_still_read() -> None:
+    ref = {"gss_code": "E08000007", "local_person_id": "S-1"}
+    old = MatchEvidence.model_validate(
+        {
+            "left": ref,
+            "right": ref,
+            "match_grade": "probable",
+            "fields": [{"field": "nhs_number", "outcome": "agree"}],
+        }
+    )
+    assert (old.match_weight, old.match_probability, old.rules) == (None, None, [])
+    assert (old.fields[0].level, old.fields[0].weight, old.fields[0].score) == (None, None, None)
+    new = MatchEvidence.model_validate(
+        {
+            **old.model_dump(mode="json"),
+            "match_weight": 8.1,
+            "match_probability": 0.996,
+            "rules": ["date of birth not exact"],
+            "fields": [
+                {"field": "postcode", "outcome": "partial", "level": "postcode district", "weight": 1.5}
+            ],
+        }
+    )
+    assert new.fields[0].outcome is FieldOutcome.partial and new.fields[0].level == "postcode district"
+    assert new.rules == ["date of birth not exact"]
+    dumped = new.model_dump(mode="json")
+    assert set(dumped) == {
+        "left",
+        "right",
+        "match_grade",
+        "fields",
+        "match_weight",
+        "match_probability",
+        "rules",
+    }
+    assert set(dumped["fields"][0]) == {"field", "outcome", "score", "level", "weight"}

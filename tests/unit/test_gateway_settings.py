@@ -13,6 +13,7 @@ from familyctx_gateway.settings import AdapterTarget, load_settings
 
 from familyctx.config_types import HOST_PORT_RULE
 from familyctx.councils import GSS_CODE_RULE
+from familyctx.linkage import Thresholds
 
 BAD = """\
 listen: {host: 127.0.0.1, port: 99999}
@@ -158,3 +159,67 @@ def test_bad_tls_server_names(name: str) -> None:
     assert err.value.problems == [
         "adapters[0].tls_server_name: must be a DNS name, for example adapter-e08000007.familyctx.local"
     ]
+
+
+def test_linkage_defaults_are_the_packaged_model_and_its_thresholds() -> None:
+    linkage = load_settings().linkage
+    assert linkage.model_path is None
+    default = Thresholds.default()
+    assert linkage.thresholds.to_thresholds() == default
+    assert 0 < default.possible < default.probable < default.certain < 1
+
+
+def test_linkage_thresholds_from_yaml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "linkage:\n  model_path: models/v2\n  thresholds: {certain: 0.999, probable: 0.9, possible: 0.4}\n"
+    )
+    linkage = load_settings(config).linkage
+    assert linkage.model_path == Path("models/v2")
+    assert linkage.thresholds.to_thresholds() == Thresholds(certain=0.999, probable=0.9, possible=0.4)
+    monkeypatch.setenv("FAMILYCTX_GATEWAY_LINKAGE__THRESHOLDS__POSSIBLE", "0.5")
+    assert load_settings(config).linkage.thresholds.possible == 0.5
+
+
+PROBABILITY = "must be a match probability strictly between 0 and 1, for example 0.95"
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "problems"),
+    [
+        ({"certain": 1.0}, [f"linkage.thresholds.certain: {PROBABILITY}"]),
+        ({"possible": 0}, [f"linkage.thresholds.possible: {PROBABILITY}"]),
+        (
+            {"probable": -0.2, "possible": 1.5},
+            [
+                f"linkage.thresholds.probable: {PROBABILITY}",
+                f"linkage.thresholds.possible: {PROBABILITY}",
+            ],
+        ),
+        ({"probable": "nan"}, [f"linkage.thresholds.probable: {PROBABILITY}"]),
+        (
+            {"certain": 0.9, "probable": 0.95, "possible": 0.5},
+            [
+                "linkage.thresholds: must be ordered certain > probable > possible, got certain 0.9, "
+                "probable 0.95, possible 0.5"
+            ],
+        ),
+        (
+            {"certain": 0.9, "probable": 0.9, "possible": 0.5},
+            [
+                "linkage.thresholds: must be ordered certain > probable > possible, got certain 0.9, "
+                "probable 0.9, possible 0.5"
+            ],
+        ),
+        (
+            {"likely": 0.7},
+            ["linkage.thresholds.likely: is not a known setting; remove it or check its spelling"],
+        ),
+    ],
+)
+def test_bad_linkage_thresholds_name_the_setting(thresholds: dict[str, object], problems: list[str]) -> None:
+    with pytest.raises(GatewayConfigError) as err:
+        load_settings(linkage={"thresholds": thresholds})
+    assert err.value.problems == problems

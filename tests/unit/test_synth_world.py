@@ -9,7 +9,7 @@ import pytest
 
 from familyctx.councils import DEMO_COUNCILS
 from familyctx.synth.identity import NhsNumberAllocator
-from familyctx.synth.model import RELATIONSHIP_DESCRIPTIONS, Household
+from familyctx.synth.model import RELATIONSHIP_DESCRIPTIONS, TRUTH_ONLY_RELATIONSHIPS, Household
 from familyctx.synth.pools import build_pools
 from familyctx.synth.scenario import mother_moved
 from familyctx.synth.world import HouseholdFactory
@@ -38,7 +38,7 @@ def test_relationships_use_agreed_codes_and_make_sense(households: list[Househol
     for h in households:
         members = {m.truth_id for m in h.members}
         for person, related, code in h.relationships:
-            assert code in RELATIONSHIP_DESCRIPTIONS
+            assert code in RELATIONSHIP_DESCRIPTIONS or code in TRUTH_ONLY_RELATIONSHIPS
             assert person.truth_id in members and related.truth_id in members
             assert person is not related
             if code in ("MOTHER", "FATHER") and person.dob and related.dob:
@@ -109,3 +109,62 @@ def test_mother_moved_shape() -> None:
     )
     assert all(p.protected for p in h.presences)
     assert mother_moved(factory(), random.Random(0), 0.0).presences[5].name_override is None
+
+
+def test_twins_share_surname_birth_parents_address_and_councils(households: list[Household]) -> None:
+    pairs = 0
+    for h in households:
+        rels = {(a.truth_id, b.truth_id, code) for a, b, code in h.relationships}
+        for a, b, code in h.relationships:
+            if code != "TWIN" or a.truth_id > b.truth_id:
+                continue
+            pairs += 1
+            assert (b.truth_id, a.truth_id, "TWIN") in rels and (a.truth_id, b.truth_id, "SIBLING") in rels
+            assert a.family_name == b.family_name and a.dob == b.dob and a.given_name != b.given_name
+            parents = [
+                {r.truth_id for p, r, c in h.relationships if p is x and c in ("MOTHER", "FATHER")}
+                for x in (a, b)
+            ]
+            assert parents[0] == parents[1]
+            homes = [
+                {(p.gss_code, p.addresses[-1].address.uprn) for p in h.presences if p.person is x}
+                for x in (a, b)
+            ]
+            assert homes[0] == homes[1]
+    assert pairs >= 5
+
+
+def test_some_children_carry_both_parents_names_double_barrelled(households: list[Household]) -> None:
+    double = 0
+    for h in households:
+        for child, parent, code in h.relationships:
+            if code != "FATHER" or "-" not in child.family_name:
+                continue
+            mother = next((m for c, m, k in h.relationships if c is child and k == "MOTHER"), None)
+            parts = child.family_name.split("-")
+            if mother is not None and child.dob is not None and mother.family_name != parent.family_name:
+                if parent.family_name in parts or mother.family_name in parts:
+                    assert {parent.family_name, mother.family_name} == set(parts), child.family_name
+                    double += 1
+    assert double >= 20
+
+
+def test_an_unborn_child_known_before_a_move_keeps_the_earlier_expected_date_there() -> None:
+    f = factory(seed=3)
+    revised = 0
+    for _ in range(3000):
+        h = f.next(20)
+        for p in h.presences:
+            if p.expected_dob is None:
+                continue
+            revised += 1
+            unborn = p.person
+            assert unborn.dob is None and unborn.expected_dob is not None
+            current = [q for q in h.presences if q.person is unborn and q is not p]
+            assert len(current) == 1 and current[0].gss_code != p.gss_code
+            assert current[0].recorded_expected_dob == unborn.expected_dob
+            assert 7 <= abs((p.expected_dob - unborn.expected_dob).days) <= 28
+            assert p.csc and p.csc[0].kind == "contact" and p.csc[0].start <= AS_OF
+            mother = next(m for c, m, k in h.relationships if c is unborn and k == "MOTHER")
+            assert any(q.person is mother and q.gss_code == p.gss_code for q in h.presences)
+    assert revised >= 5

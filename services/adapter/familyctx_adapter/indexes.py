@@ -15,13 +15,14 @@ import sqlalchemy as sa
 
 from familyctx_adapter.warehouse import Warehouse, nhs_key_expression, surname_key_expression
 
-__all__ = ["INDEX_PLAN", "prepare_indexes"]
+__all__ = ["COMPOSITE_INDEX_PLAN", "INDEX_PLAN", "prepare_indexes"]
+
+Expression = Callable[[Any], Any]
 
 #: (index suffix, logical table, logical column, expression builder or None for the plain column)
-INDEX_PLAN: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...] = (
+INDEX_PLAN: tuple[tuple[str, str, str, Expression | None], ...] = (
     ("person_nhs_key", "person", "nhs_number", nhs_key_expression),
     ("person_dob", "person", "date_of_birth", None),
-    ("person_surname_key", "person", "family_name", surname_key_expression),
     ("person_id", "person", "id", None),
     ("address_person", "address", "person_id", None),
     ("involvement_person", "involvement", "person_id", None),
@@ -43,6 +44,15 @@ INDEX_PLAN: tuple[tuple[str, str, str, Callable[[Any], Any] | None], ...] = (
     ("staff_id", "staff", "id", None),
 )
 
+#: (index suffix, logical table, ((logical column, expression builder or None), ...)): multi-column
+#: indexes. The family-name key with the date of birth serves both family-name lookups: the name alone
+#: (the index's leading column) and the name within a year of birth (near dates of birth: estimated,
+#: mistyped), which then reads only that year's rows. It replaces the earlier single-column
+#: ``ix_fcx_person_surname_key``; a warehouse prepared before keeps that one, unused but harmless.
+COMPOSITE_INDEX_PLAN: tuple[tuple[str, str, tuple[tuple[str, Expression | None], ...]], ...] = (
+    ("person_surname_dob", "person", (("family_name", surname_key_expression), ("date_of_birth", None))),
+)
+
 
 def _existing_index_names(conn: sa.Connection) -> set[str]:
     """Index names already in the database (catalog query: the inspector skips expression indexes)."""
@@ -58,33 +68,42 @@ def _existing_index_names(conn: sa.Connection) -> set[str]:
 def prepare_indexes(warehouse: Warehouse) -> list[str]:
     """Create the missing search indexes; return the names created (empty when all existed).
 
-    ``CREATE INDEX IF NOT EXISTS``, so concurrent or repeated runs are safe. A plain index is skipped
-    when the column is already the table's single-column primary key. Statistics are refreshed
-    (ANALYZE) after creating, so the planners choose the indexes.
+    :data:`INDEX_PLAN` then :data:`COMPOSITE_INDEX_PLAN`; an index is skipped when the flavour does not
+    map one of its columns. ``CREATE INDEX IF NOT EXISTS``, so concurrent or repeated runs are safe. A
+    plain index is skipped when the column is already the table's single-column primary key.
+    Statistics are refreshed (ANALYZE) after creating, so the planners choose the indexes.
     """
     engine = warehouse.engine
     created: list[str] = []
     inspector = sa.inspect(engine)
     md = sa.MetaData()
     tables: dict[str, sa.Table] = {}
+    plan: list[tuple[str, str, tuple[tuple[str, Expression | None], ...]]] = [
+        (suffix, logical, ((column, expression),)) for suffix, logical, column, expression in INDEX_PLAN
+    ]
+    plan += COMPOSITE_INDEX_PLAN
     with engine.begin() as conn:
         existing = _existing_index_names(conn)
-        for suffix, logical, column, expression in INDEX_PLAN:
-            if not warehouse.has_column(logical, column):
+        for suffix, logical, columns in plan:
+            if not all(warehouse.has_column(logical, column) for column, _ in columns):
                 continue
             tmap = warehouse.mapping.table(logical)
-            physical_col = tmap.columns[column]
+            physical_cols = [tmap.columns[column] for column, _ in columns]
             name = f"ix_fcx_{suffix}"
             if name in existing:
                 continue
-            if expression is None:
+            if len(columns) == 1 and columns[0][1] is None:
                 pk = inspector.get_pk_constraint(tmap.table).get("constrained_columns") or []
-                if [c.lower() for c in pk] == [physical_col.lower()]:
+                if [c.lower() for c in pk] == [physical_cols[0].lower()]:
                     continue
             if tmap.table not in tables:
                 tables[tmap.table] = sa.Table(tmap.table, md, *(sa.Column(c) for c in tmap.columns.values()))
-            col = tables[tmap.table].c[physical_col]
-            index = sa.Index(name, expression(col) if expression else col, _table=tables[tmap.table])
+            table = tables[tmap.table]
+            parts = [
+                expression(table.c[physical]) if expression else table.c[physical]
+                for physical, (_, expression) in zip(physical_cols, columns, strict=True)
+            ]
+            index = sa.Index(name, *parts, _table=table)
             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
             created.append(name)
         if created:

@@ -5,13 +5,27 @@ Strategies (each an indexed lookup; see :mod:`.indexes`), unioned and ranked:
 * NHS number (valid only) on the normalised ``pers_single_unique_id`` (SSD PERS013A);
 * local person id (SSD PERS001A);
 * date of birth (PERS005A), also the day/month-swapped date when both are <= 12, then names scored
-  in Python with rapidfuzz (Jaro-Winkler on folded names, see :func:`.normalise.match_key`);
-* family name (folded) when there is no date of birth, narrowed by given name and postcode.
+  in Python (:func:`name_agreement`);
+* family name and date of birth together: the family name's lookup keys (:func:`family_keys`: the
+  whole name, the parts of a double-barrelled one, the parts reversed, and the given name for names
+  recorded the wrong way round) within the year of birth, on the (family-name key, date of birth)
+  index; rows whose date is near the query's are kept (:func:`date_penalty`: an estimated date
+  recorded as the 15th, one of day or month keyed wrongly, day and month swapped) when both names
+  agree strongly, and ranked below every exact-date candidate;
+* family name alone when there is no date of birth, narrowed by given name and postcode.
+
+Names are compared on the features of :func:`familyctx.linkage.normalise.link_features` (titles and
+placeholders removed, diacritics folded): the first given name by Jaro-Winkler (rapidfuzz), any
+shared given-name token (a middle name, "Zoë Marie") or a shared short-form canonical name (Bob and
+Robert, Clare and Claire) as a strong agreement; family names by Jaro-Winkler, or a shared part of a
+double-barrelled name ("Smith-Jones" recorded as "Smith") as a strong agreement.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +35,7 @@ from familycontext.v1 import types_pb2
 from rapidfuzz.distance import JaroWinkler
 
 from familyctx.identifiers import normalise_nhs_number, normalise_postcode, postcode_sector
+from familyctx.linkage.normalise import LinkFeatures, LinkInput, link_features
 from familyctx_adapter.normalise import (
     address_lines,
     date_message,
@@ -33,14 +48,163 @@ from familyctx_adapter.normalise import (
 from familyctx_adapter.queries import PersonSearch
 from familyctx_adapter.warehouse import Warehouse, nhs_key_expression, surname_key_expression
 
-__all__ = ["PersonReader", "PersonRecord"]
+__all__ = [
+    "NEAR_DATE_PENALTY",
+    "SWAPPED_DATE_PENALTY",
+    "PersonReader",
+    "PersonRecord",
+    "date_penalty",
+    "family_keys",
+    "name_agreement",
+    "name_features",
+]
 
-#: Most rows a family-name-only lookup reads before narrowing in Python.
+#: Most rows a family-name lookup reads before narrowing in Python (each lookup: the whole name, the
+#: parts of a double-barrelled name, the family name within a year of birth).
 NAME_ONLY_ROW_LIMIT = 2000
-#: Jaro-Winkler similarity at which one name "strongly agrees".
+#: Similarity at which one name "strongly agrees" (Jaro-Winkler, or the fixed values below).
 STRONG_NAME = 0.88
 #: Lowest mean similarity of the names given for a date-of-birth candidate to be kept.
 PLAUSIBLE_MEAN = 0.6
+#: Given-name similarity when one record's given-name token is another's ("Zoë Marie" and "Zoë",
+#: "Anne-Marie" and "Marie"): a strong agreement.
+TOKEN_MATCH = 0.95
+#: Given-name similarity when the names share a canonical form (Bob and Robert, Clare and Claire).
+SHORT_FORM_MATCH = 0.93
+#: Family-name similarity when a double-barrelled name and one of its parts (or the parts in another
+#: order) meet: "Smith-Jones" and "Smith", "Jones Smith".
+FAMILY_PART_MATCH = 0.93
+#: Score taken off when given and family names agree only the wrong way round.
+SWAPPED_NAMES_PENALTY = 0.05
+#: Score taken off a candidate whose date of birth has day and month swapped (05/03 for 03/05).
+SWAPPED_DATE_PENALTY = 0.05
+#: Score taken off a candidate whose date of birth is only near the query's (:func:`date_penalty`):
+#: large enough that every near-date candidate ranks below every exact or swapped-date one.
+NEAR_DATE_PENALTY = 0.3
+
+_KEY_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")
+
+
+@functools.lru_cache(maxsize=50_000)
+def name_features(given_name: str, family_name: str) -> LinkFeatures:
+    """The name features (:func:`familyctx.linkage.normalise.link_features`) of a given and a family
+    name as recorded; other features are empty. Cached (names repeat heavily); never raises."""
+    return link_features(LinkInput(source="", record_id="", given_name=given_name, family_name=family_name))
+
+
+def _text(value: object) -> str:
+    """A name column's value as text: ints (a number keyed into a name) as digits, other non-text ''."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
+
+
+def _sim(a: str, b: str) -> float:
+    if not a or not b:
+        return 0.0
+    if a == b:
+        return 1.0
+    return float(JaroWinkler.normalized_similarity(a, b))
+
+
+def _given_similarity(q: LinkFeatures, r: LinkFeatures) -> float:
+    """0..1: first given names by Jaro-Winkler; a shared token (middle name, part of a hyphenated
+    name) counts as :data:`TOKEN_MATCH`, a shared canonical form as :data:`SHORT_FORM_MATCH`."""
+    if not q.given_key or not r.given_key:
+        return 0.0
+    sim = _sim(q.given_key, r.given_key)
+    if sim >= TOKEN_MATCH:
+        return sim
+    if not set(q.given_tokens).isdisjoint(r.given_tokens):
+        return TOKEN_MATCH
+    if sim < SHORT_FORM_MATCH and not set(q.given_canonical).isdisjoint(r.given_canonical):
+        return SHORT_FORM_MATCH
+    return sim
+
+
+def _family_similarity(q: LinkFeatures, r: LinkFeatures) -> float:
+    """0..1: whole family names by Jaro-Winkler; a double-barrelled name meeting one of its parts or
+    its parts in another order counts as :data:`FAMILY_PART_MATCH`."""
+    if not q.family_key or not r.family_key:
+        return 0.0
+    sim = _sim(q.family_key, r.family_key)
+    if (
+        sim < FAMILY_PART_MATCH
+        and (len(q.family_parts) > 1 or len(r.family_parts) > 1)
+        and not set(q.family_parts).isdisjoint(r.family_parts)
+    ):
+        return FAMILY_PART_MATCH
+    return sim
+
+
+def name_agreement(
+    query: LinkFeatures, given_name: object, family_name: object
+) -> list[tuple[float, float, bool]]:
+    """How a record's names agree with the query's, read as recorded and (when both are present) the
+    wrong way round: a list of ``(given similarity, family similarity, swapped)``, one or two items.
+
+    ``query``: :func:`name_features` of the query's names; ``given_name`` / ``family_name``: the
+    record's raw values (any type; non-text is missing). Similarities are 0..1, 0 when either side is
+    missing (:data:`TOKEN_MATCH`, :data:`SHORT_FORM_MATCH`, :data:`FAMILY_PART_MATCH` for the strong
+    agreements that Jaro-Winkler misses).
+    """
+    g_raw, f_raw = _text(given_name), _text(family_name)
+    straight = name_features(g_raw, f_raw)
+    readings = [(_given_similarity(query, straight), _family_similarity(query, straight), False)]
+    if f_raw and g_raw:
+        flipped = name_features(f_raw, g_raw)
+        readings.append((_given_similarity(query, flipped), _family_similarity(query, flipped), True))
+    return readings
+
+
+def date_penalty(query: dt.date, recorded: dt.date | None) -> float | None:
+    """Score taken off a candidate for how its date of birth differs from the query's, or None when
+    it is too far off to be the same person's.
+
+    0 for the same date; :data:`SWAPPED_DATE_PENALTY` for day and month swapped; :data:`NEAR_DATE_PENALTY`
+    for the same year with the same month (an estimated date recorded as the 15th, as the SSD guidance
+    asks; a day keyed wrongly) or the same day (a month keyed wrongly). Any other date: None.
+    """
+    if recorded is None:
+        return None
+    if recorded == query:
+        return 0.0
+    if recorded.year != query.year:
+        return None
+    if (recorded.day, recorded.month) == (query.month, query.day):
+        return SWAPPED_DATE_PENALTY
+    if recorded.month == query.month or recorded.day == query.day:
+        return NEAR_DATE_PENALTY
+    return None
+
+
+def _plain_key(text: str) -> str:
+    """What :func:`.warehouse.surname_key_expression` makes of a value: lower case, no apostrophes,
+    hyphens or spaces (diacritics kept)."""
+    return text.replace("'", "").replace("-", "").replace(" ", "").lower()
+
+
+def family_keys(family_name: str) -> tuple[list[str], list[str]]:
+    """Lookup keys (values of :func:`.warehouse.surname_key_expression`) for a query's family name:
+    ``(whole, parts)``.
+
+    ``whole``: the name folded with and without diacritics, and for a multi-part name its parts in
+    reverse order ("Smith-Jones" -> smithjones, jonessmith). ``parts``: each part of a multi-part
+    name on its own (particles dropped, :func:`familyctx.linkage.normalise.link_features`), so a
+    record holding one part is found; empty for a one-part name. Keys shorter than two letters are
+    dropped. Never raises.
+    """
+    features = name_features("", family_name)
+    words = [w for w in _KEY_SEPARATORS.split(family_name.strip()) if w]
+    whole = {match_key(family_name), _plain_key(family_name)}
+    parts: set[str] = set()
+    if len(features.family_parts) > 1:  # not "O Neill" or "van der Berg": one part
+        reversed_words = " ".join(reversed(words))
+        whole |= {match_key(reversed_words), _plain_key(reversed_words)}
+        parts |= set(features.family_parts)
+        parts |= {_plain_key(w) for w in words if match_key(w) in features.family_parts}
+    whole = {k for k in whole if len(k) >= 2}
+    return sorted(whole), sorted(k for k in parts - whole if len(k) >= 2)
 
 
 @dataclass(slots=True)
@@ -56,12 +220,6 @@ class PersonRecord:
     @property
     def id(self) -> str:
         return str(self.row["id"])
-
-
-def _sim(a: str, b: str) -> float:
-    if not a or not b:
-        return 0.0
-    return float(JaroWinkler.normalized_similarity(a, b))
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
@@ -103,10 +261,15 @@ class PersonReader:
         self._by_id = base.where(pid == sa.bindparam("pid"))
         self._by_ids = base.where(pid.in_(sa.bindparam("ids", expanding=True)))
         self._by_dob = people_only.where(dob >= sa.bindparam("lo"), dob < sa.bindparam("hi"))
-        self._by_surname = people_only.where(
-            surname_key_expression(warehouse.c("person", "family_name")).in_(
-                sa.bindparam("keys", expanding=True)
-            )
+        surname_key = surname_key_expression(warehouse.c("person", "family_name"))
+        self._by_surname = people_only.where(surname_key.in_(sa.bindparam("keys", expanding=True))).limit(
+            NAME_ONLY_ROW_LIMIT
+        )
+        # On the (family-name key, date of birth) index: the family name within one year of birth.
+        self._by_surname_year = people_only.where(
+            surname_key.in_(sa.bindparam("keys", expanding=True)),
+            dob >= sa.bindparam("lo"),
+            dob < sa.bindparam("hi"),
         ).limit(NAME_ONLY_ROW_LIMIT)
 
     # --- lookups -----------------------------------------------------------------------------------
@@ -159,14 +322,21 @@ class PersonReader:
             out.extend(self._run(conn, self._by_ids, ids=list(chunk)))
         return out
 
-    def _date_bounds(self, d: dt.date) -> tuple[Any, Any]:
-        nxt = d + dt.timedelta(days=1)
+    def _date_bounds(self, d: dt.date, nxt: dt.date | None = None) -> tuple[Any, Any]:
+        """Bound parameters for ``d <= date_of_birth < nxt`` (``nxt``: the next day by default)."""
+        nxt = nxt or d + dt.timedelta(days=1)
         if self._sqlite:  # DateTime is ISO text in SQLite; compare as text so "2014-03-05" rows match too
             return d.isoformat(), nxt.isoformat()
         return dt.datetime(d.year, d.month, d.day), dt.datetime(nxt.year, nxt.month, nxt.day)
 
     def search(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
-        """Every plausible candidate for ``q`` with a score, best first (not yet limited)."""
+        """Every plausible candidate for ``q`` with a score in 0..1, best first (not yet limited).
+
+        Scores: 1.0 for an NHS number or local id; 0.5 + 0.45 x mean name similarity for a date-of-birth
+        candidate, less the penalties for swapped names and a swapped or near date of birth (so exact
+        dates rank first); 0.5 + 0.4 x given-name similarity (+0.05 for the same postcode) for a
+        family-name-only candidate. Ties in id order.
+        """
         found: dict[str, PersonRecord] = {}
 
         def add(records: Iterable[PersonRecord]) -> None:
@@ -182,6 +352,8 @@ class PersonReader:
             add(_scored(r, 1.0) for r in self._run(conn, self._by_id, pid=q.local_person_id))
         if q.date_of_birth:
             add(self._by_date_of_birth(conn, q))
+            if q.family_name:
+                add(self._by_family_name_and_year(conn, q))
         elif q.family_name:
             add(self._by_family_name(conn, q))
         return sorted(found.values(), key=lambda r: (-r.score, r.id))
@@ -191,45 +363,91 @@ class PersonReader:
         d = q.date_of_birth
         dates = [(d, 0.0)]
         if d.day <= 12 and d.month <= 12 and d.day != d.month:
-            dates.append((dt.date(d.year, d.day, d.month), 0.05))
+            dates.append((dt.date(d.year, d.day, d.month), SWAPPED_DATE_PENALTY))
         scored: list[PersonRecord] = []
-        qg, qf = match_key(q.given_name), match_key(q.family_name)
+        query = name_features(q.given_name, q.family_name)
         for candidate_date, penalty in dates:
             lo, hi = self._date_bounds(candidate_date)
             for record in self._run(conn, self._by_dob, lo=lo, hi=hi):
-                score = self._name_score(record.row, qg, qf)
+                score = self._name_score(record.row, query, near_date=False)
                 if score is not None:
                     scored.append(_scored(record, max(0.0, score - penalty)))
         return scored
 
+    def _by_family_name_and_year(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
+        """Candidates holding the query's family name (or a part of it, or its given name: names
+        swapped) born in the query's year whose date of birth is near it (:func:`date_penalty`).
+
+        One lookup on the (family-name key, date of birth) index, at most NAME_ONLY_ROW_LIMIT rows.
+        Exact and swapped dates are scored as :meth:`_by_date_of_birth` does; near dates need both names
+        to agree strongly and take :data:`NEAR_DATE_PENALTY`.
+        """
+        assert q.date_of_birth is not None
+        d = q.date_of_birth
+        query = name_features(q.given_name, q.family_name)
+        whole, parts = family_keys(q.family_name)
+        keys = set(whole) | set(parts)
+        if query.given_key:  # names recorded the wrong way round: the given name in the family name
+            keys.add(query.given_key)
+            keys |= {_plain_key(w) for w in q.given_name.split() if match_key(w) == query.given_key}
+        if not keys:
+            return []
+        lo, hi = self._date_bounds(dt.date(d.year, 1, 1), dt.date(min(d.year + 1, dt.MAXYEAR), 1, 1))
+        scored: list[PersonRecord] = []
+        for record in self._run(conn, self._by_surname_year, keys=sorted(keys), lo=lo, hi=hi):
+            penalty = date_penalty(d, to_date(record.row["date_of_birth"]))
+            if penalty is None:
+                continue
+            score = self._name_score(record.row, query, near_date=penalty >= NEAR_DATE_PENALTY)
+            if score is not None:
+                scored.append(_scored(record, max(0.0, score - penalty)))
+        return scored
+
     @staticmethod
-    def _name_score(row: Mapping[str, Any], qg: str, qf: str) -> float | None:
-        """Score of a date-of-birth candidate from its names (query names already folded by
-        :func:`.normalise.match_key`); None when implausible."""
-        if not qg and not qf:
-            return 0.8
-        rg, rf = match_key(row["given_name"]), match_key(row["family_name"])
+    def _name_score(row: Mapping[str, Any], query: LinkFeatures, *, near_date: bool) -> float | None:
+        """Score of a date-of-birth candidate from its names (:func:`name_agreement`); None when
+        implausible.
+
+        Kept when one name agrees strongly and the mean similarity is plausible, or (twins, siblings:
+        linkage tells them apart) the family name agrees strongly; with a ``near_date`` every name the
+        query gives must agree strongly. Score 0.5 + 0.45 x mean, less :data:`SWAPPED_NAMES_PENALTY`.
+        """
+        has_given, has_family = bool(query.given_key), bool(query.family_key)
+        if not has_given and not has_family:
+            return None if near_date else 0.8
         best: float | None = None
-        for g, f in ((rg, rf), (rf, rg)):  # given and family names recorded the wrong way round
-            sims = [
-                s for s in ((_sim(qg, g) if qg else None), (_sim(qf, f) if qf else None)) if s is not None
-            ]
+        for gs, fs, swapped in name_agreement(query, row["given_name"], row["family_name"]):
+            sims = [s for s, asked in ((gs, has_given), (fs, has_family)) if asked]
             mean = sum(sims) / len(sims)
-            if max(sims) >= STRONG_NAME and mean >= PLAUSIBLE_MEAN:
-                score = 0.5 + 0.45 * mean - (0.05 if (g, f) == (rf, rg) else 0.0)
+            if near_date:
+                plausible = min(sims) >= STRONG_NAME
+            else:
+                plausible = (max(sims) >= STRONG_NAME and mean >= PLAUSIBLE_MEAN) or (
+                    has_family and fs >= STRONG_NAME
+                )
+            if plausible:
+                score = 0.5 + 0.45 * mean - (SWAPPED_NAMES_PENALTY if swapped else 0.0)
                 best = score if best is None else max(best, score)
         return best
 
     def _by_family_name(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
-        plain = q.family_name.replace("'", "").replace("-", "").replace(" ", "").lower()
-        keys = sorted({match_key(q.family_name), plain} - {""})
-        qg = match_key(q.given_name)
+        """Family name without a date of birth: the whole name, then (for a multi-part name) its parts
+        ranked 0.1 lower; narrowed by given name (strong agreement) and postcode (same sector)."""
+        whole, parts = family_keys(q.family_name)
+        query = name_features(q.given_name, q.family_name)
         sector = postcode_sector(q.postcode) if q.postcode else None
         named = []
-        for record in self._run(conn, self._by_surname, keys=keys):
-            gs = _sim(qg, match_key(record.row["given_name"])) if qg else 1.0
-            if not qg or gs >= STRONG_NAME:
-                named.append(_scored(record, 0.5 + 0.4 * gs))
+        for keys, penalty in ((whole, 0.0), (parts, 0.1)):
+            if not keys:
+                continue
+            for record in self._run(conn, self._by_surname, keys=keys):
+                if query.given_key:
+                    gs = _given_similarity(query, name_features(_text(record.row["given_name"]), ""))
+                    if gs < STRONG_NAME:
+                        continue
+                else:
+                    gs = 1.0
+                named.append(_scored(record, 0.5 + 0.4 * gs - penalty))
         if q.postcode:
             self.load_addresses(conn, named)
         kept = []

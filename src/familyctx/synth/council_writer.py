@@ -16,7 +16,14 @@ import sqlalchemy as sa
 
 from familyctx.councils import DemoCouncil
 from familyctx.synth.bulk import BulkInserter
-from familyctx.synth.model import RELATIONSHIP_DESCRIPTIONS, AscEpisode, CscEpisode, Household, Presence
+from familyctx.synth.model import (
+    RELATIONSHIP_DESCRIPTIONS,
+    TRUTH_ONLY_RELATIONSHIPS,
+    AscEpisode,
+    CscEpisode,
+    Household,
+    Presence,
+)
 from familyctx.synth.noise import Noise, RecordIdentity
 from familyctx.synth.staff import Practitioner, StaffRoster
 
@@ -164,7 +171,9 @@ class CouncilWriter:
         out: list[tuple[str, str, list[str]]] = []
         family_id = f"F{self._next('family'):07d}"
         mother_ids = {related.truth_id for _, related, code in household.relationships if code == "MOTHER"}
+        edd: dict[str, dt.date | None] = {}
         for presence in presences:
+            edd[presence.person.truth_id] = presence.recorded_expected_dob
             pid = self.person_id()
             local[presence.person.truth_id] = pid
             ident = self.noise.identity(presence)
@@ -187,14 +196,14 @@ class CouncilWriter:
                 moth_table_id=f"{self._next('moth')}",
                 moth_person_id=local[mother.truth_id],
                 moth_childs_person_id=local[child.truth_id],
-                moth_childs_dob=_ts(child.dob or child.expected_dob),
+                moth_childs_dob=_ts(child.dob or edd.get(child.truth_id)),
             )
         self._relationships(household, local)
         return out
 
     def _person(self, presence: Presence, pid: str, ident: RecordIdentity, *, is_mother: bool) -> None:
         person = presence.person
-        sex, gender = _SEX[person.sex]
+        sex, gender = _SEX[ident.sex]
         missing = ident.missing_text()
         upn = None
         if person.dob is not None and 4 <= (self._as_of - person.dob).days // 365 < 19:
@@ -216,7 +225,7 @@ class CouncilWriter:
             pers_upn=upn or missing,
             pers_upn_unknown=None,
             pers_send_flag="N",
-            pers_expected_dob=_ts(person.expected_dob),
+            pers_expected_dob=_ts(presence.recorded_expected_dob),
             pers_death_date=None,
             pers_is_mother="Y" if is_mother else None,
             pers_nationality="British" if self.rng.random() < 0.9 else missing,
@@ -412,7 +421,7 @@ class CouncilWriter:
     def _relationships(self, household: Household, local: dict[str, str]) -> None:
         for person, related, code in household.relationships:
             a, b = local.get(person.truth_id), local.get(related.truth_id)
-            if a is None or b is None:
+            if a is None or b is None or code in TRUTH_ONLY_RELATIONSHIPS:
                 continue
             if code in ("SON", "DAUGHTER") and self.rng.random() < 0.5:
                 continue  # child rows often recorded one way only; the adapter infers the inverse

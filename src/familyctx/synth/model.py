@@ -25,6 +25,9 @@ RELATIONSHIP_DESCRIPTIONS: dict[str, str] = {
     "DAUGHTER": "Daughter",
 }
 
+#: Codes only the ground truth holds (truth_relationships): councils record twins as SIBLING.
+TRUTH_ONLY_RELATIONSHIPS: dict[str, str] = {"TWIN": "Twin (same birth; also SIBLING)"}
+
 
 @dataclass(slots=True)
 class TruePerson:
@@ -118,7 +121,9 @@ class Presence:
 
     ``gss_code``: the council; ``addresses``: spells known to that council, oldest first;
     ``protected``: no random quirks may touch the identifiers (planted scenarios that promise a
-    certain link); ``name_override``: (given, family) recorded instead of the true name.
+    certain link); ``name_override``: (given, family) recorded instead of the true name;
+    ``expected_dob``: an unborn child's expected date of delivery as this council holds it, when it
+    differs from the true (latest) one (EDDs get revised and the earlier council keeps the old one).
     """
 
     person: TruePerson
@@ -130,13 +135,20 @@ class Presence:
     protected: bool = False
     name_override: tuple[str, str] | None = None
     forced_quirks: tuple[str, ...] = ()
+    expected_dob: dt.date | None = None
+
+    @property
+    def recorded_expected_dob(self) -> dt.date | None:
+        """The expected date of delivery this council records (``None`` for a born person)."""
+        return self.expected_dob or self.person.expected_dob
 
 
 @dataclass(slots=True)
 class Household:
     """People who belong together, their true relationships and every council's presences.
 
-    ``relationships``: (person, related person, code) meaning "related is <code> of person".
+    ``relationships``: (person, related person, code) meaning "related is <code> of person"; codes
+    are RELATIONSHIP_DESCRIPTIONS keys, or TRUTH_ONLY_RELATIONSHIPS keys that no council writes.
     """
 
     members: list[TruePerson]

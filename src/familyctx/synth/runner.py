@@ -170,7 +170,12 @@ def run(options: SynthOptions, progress: ProgressFn | None = None) -> SynthResul
                     conn,
                     build_metadata(c.cms),
                     roster=roster,
-                    noise=Noise(random.Random(f"{seed}:{c.slug}:noise"), options.noise),
+                    noise=Noise(
+                        random.Random(f"{seed}:{c.slug}:noise"),
+                        options.noise,
+                        gss_code=c.gss_code,
+                        as_of=options.as_of,
+                    ),
                     rng=random.Random(f"{seed}:{c.slug}:rows"),
                     as_of=options.as_of,
                     batch_size=options.batch_size,

@@ -5,6 +5,10 @@ older couples or singles (adult social care heavy); two-parent families; blended
 step-parent and half-siblings; single mothers with an absent father recorded elsewhere; grandparents
 in the same council or another; unborn children known only by expected date of delivery; families
 that moved council (history in the old council, current records in the new one).
+
+Also: twins (same surname, date of birth and address, different given names; truth code TWIN);
+children with both parents' names double-barrelled ("Smith-Jones"); and families that moved during
+a pregnancy, whose old council still holds the unborn child with an earlier expected date.
 """
 
 from __future__ import annotations
@@ -16,8 +20,15 @@ from collections.abc import Sequence
 from familyctx.councils import DemoCouncil
 from familyctx.synth import services
 from familyctx.synth.identity import NhsNumberAllocator, birth_date, random_address, random_date
-from familyctx.synth.model import AddressSpell, Household, Presence, TruePerson
+from familyctx.synth.model import Address, AddressSpell, CscEpisode, Household, Presence, TruePerson
 from familyctx.synth.pools import NamePools
+
+#: Share of births that are twins (UK: about 1.5% of maternities; a little more so evaluations see them).
+TWIN_SHARE = 0.02
+#: Share of children, of parents with different surnames, given both ("Smith-Jones").
+DOUBLE_BARRELLED_SHARE = 0.25
+#: Share of families expecting a child that moved council during the pregnancy.
+UNBORN_MOVED_SHARE = 0.3
 
 _ETHNICITIES = (
     "WBRI",
@@ -144,23 +155,35 @@ class HouseholdFactory:
 
         n_children = rng.choices((1, 2, 3, 4, 5), weights=(30, 35, 20, 10, 5))[0]
         budget = max_people - 2  # room for mother and a father
+        limit = min(n_children, max(1, budget))
         children: list[tuple[TruePerson, TruePerson | None]] = []  # (child, biological father)
+        twins: list[tuple[TruePerson, TruePerson]] = []
         absent_father: TruePerson | None = None
+        barrelled: dict[str, str | None] = {}  # biological father's truth id -> the children's double name
         age = eldest_age
         bio: TruePerson | None
-        for i in range(min(n_children, max(1, budget))):
-            if age < 0:
-                break
-            if father is not None and (not stepfamily or (i > 0 and rng.random() < 0.6)):
+        while len(children) < limit and age >= 0:
+            if father is not None and (not stepfamily or (children and rng.random() < 0.6)):
                 bio, surname = father, father.family_name
             else:
                 if absent_father is None:
                     absent_father = self.person("M", birth_date(rng, as_of, mother_age, mother_age + 10))
                 bio, surname = absent_father, absent_father.family_name
                 surname = surname if rng.random() < 0.5 else mother.family_name
-            sex = rng.choice("FM")
-            child = self.person(sex, birth_date(rng, as_of, age, age), surname)
+            if bio.truth_id not in barrelled:
+                barrelled[bio.truth_id] = self._double_barrelled(mother.family_name, bio.family_name)
+            surname = barrelled[bio.truth_id] or surname
+            child = self.person(rng.choice("FM"), birth_date(rng, as_of, age, age), surname)
             children.append((child, bio))
+            if len(children) < limit and rng.random() < TWIN_SHARE:
+                twin = self.person(rng.choice("FM"), child.dob, surname)
+                while twin.given_name == child.given_name:
+                    twin.given_name = rng.choice(
+                        self.pools.given_female if twin.sex == "F" else self.pools.given_male
+                    )
+                twin.ethnicity = child.ethnicity
+                children.append((twin, bio))
+                twins.append((child, twin))
             age -= rng.randrange(1, 5)
         if father is not None:
             members.append(father)
@@ -179,6 +202,11 @@ class HouseholdFactory:
         if father is not None and shape < 0.5 and len(members) < max_people and rng.random() < 0.1:
             birth_mother = self.person("F", birth_date(rng, as_of, mother_age, mother_age + 4))
             members.append(birth_mother)
+            for child, _ in children:  # a double-barrelled name joins the birth mother's name
+                parts = child.family_name.split("-")
+                if len(parts) == 2 and mother.family_name in parts and "-" not in birth_mother.family_name:
+                    parts[parts.index(mother.family_name)] = birth_mother.family_name
+                    child.family_name = "-".join(parts)
             where = self._other_council(home, self.all_councils) if rng.random() < 0.4 else home
             relatives_elsewhere.append((birth_mother, where or home))
 
@@ -199,6 +227,8 @@ class HouseholdFactory:
             for b, fb in true_parentage[i + 1 :]:
                 code = "SIBLING" if fa is fb else "HALFSIBLING"
                 rels += [(a, b, code), (b, a, code)]
+        for a, b in twins:
+            rels += [(a, b, "TWIN"), (b, a, "TWIN")]  # ground truth only: councils hold SIBLING
 
         unborn = None
         if mother_age < 44 and len(members) < max_people and rng.random() < 0.07:
@@ -209,6 +239,13 @@ class HouseholdFactory:
             rels.append((unborn, mother, "MOTHER"))
             if father is not None:
                 rels.append((unborn, father, "FATHER"))
+            if moved_from is None and rng.random() < UNBORN_MOVED_SHARE:
+                # moved during the pregnancy: the old council keeps the unborn child, with an earlier EDD
+                moved_from = self._other_council(home, self.councils)
+                if moved_from is not None:
+                    move_date = random_date(
+                        rng, as_of - dt.timedelta(days=120), as_of - dt.timedelta(days=14)
+                    )
 
         grandparents: list[TruePerson] = []
         for sex, p in (("F", 0.45), ("M", 0.25)):
@@ -287,8 +324,12 @@ class HouseholdFactory:
             stale = rng.random() < 0.25  # the old council never heard they left
             old_level = services.csc_level(rng) if level == "none" else level
             for m in household:
+                if m.dob is None and m.expected_dob is not None:
+                    if (m.expected_dob - move_date).days < 220:  # pregnancy known before the move
+                        presences.append(self._unborn_before_move(m, old, old_since, move_date, stale))
+                    continue
                 if m.dob is None or m.dob >= move_date:
-                    continue  # born (or expected) after the move: never known to the old council
+                    continue  # born after the move: never known to the old council
                 spell = AddressSpell(old, max(old_since, m.dob), None if stale else move_date)
                 p = Presence(m, moved_from.gss_code, [spell])
                 adult = (as_of - m.dob).days >= 18 * 365
@@ -312,6 +353,32 @@ class HouseholdFactory:
                     own.tenancy = services.tenancy(rng, as_of, spell_start, "Tenant")
                 presences.append(own)
         return presences
+
+    def _unborn_before_move(
+        self, unborn: TruePerson, old: Address, old_since: dt.date, move_date: dt.date, stale: bool
+    ) -> Presence:
+        """The old council's record of a child expected when the family moved: a pre-birth contact and
+        the expected date of delivery as it stood then, one to four weeks off the revised one."""
+        rng = self.rng
+        assert unborn.expected_dob is not None
+        shift = rng.randrange(7, 29) * rng.choice((-1, 1))
+        known = random_date(rng, max(old_since, move_date - dt.timedelta(days=90)), move_date)
+        spell = AddressSpell(old, known, None if stale else move_date)
+        p = Presence(unborn, old.gss_code, [spell])
+        p.expected_dob = unborn.expected_dob + dt.timedelta(days=shift)
+        source = "Health services - Health visitor"
+        p.csc = [CscEpisode("contact", known, known, source=source)]
+        return p
+
+    def _double_barrelled(self, mother_name: str, father_name: str) -> str | None:
+        """Parents' names joined ("Smith-Jones") for a share of children whose parents' names differ;
+        None otherwise (either name already double-barrelled, or the same)."""
+        if mother_name == father_name or "-" in mother_name + father_name or " " in mother_name + father_name:
+            return None
+        if self.rng.random() >= DOUBLE_BARRELLED_SHARE:
+            return None
+        first, second = (mother_name, father_name) if self.rng.random() < 0.5 else (father_name, mother_name)
+        return f"{first}-{second}"
 
 
 def _son_daughter(child: TruePerson) -> str:

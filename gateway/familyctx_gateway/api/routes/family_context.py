@@ -39,5 +39,6 @@ async def family_context(
             requester=requester,
             max_results=settings.max_results_per_source,
             describe_cache_seconds=settings.describe_cache_seconds,
+            linker=gateway.linker,
         ),
     )

@@ -42,5 +42,6 @@ async def search(
             federation=gateway.federation,
             requester=requester,
             max_results=gateway.settings.max_results_per_source,
+            linker=gateway.linker,
         ),
     )

@@ -93,9 +93,16 @@ class MatchGrade(StrEnum):
 
 
 class FieldOutcome(StrEnum):
+    """How one identifier compared between two records (docs/gateway-api.md, "Match evidence")."""
+
     agree = "agree"
+    #: Nearly: a close spelling (Jaro-Winkler), a short form (Bob/Robert), the same postcode sector, an
+    #: estimated date of birth in the same month, an expected date of delivery within 6 weeks.
     similar = "similar"
-    swapped = "swapped"  # date of birth with day and month swapped
+    swapped = "swapped"  # date of birth with day and month swapped; given and family names swapped
+    #: In part: another given name (a middle name), part of a double-barrelled name, the same postcode
+    #: district, a date of birth with one of day, month or year different.
+    partial = "partial"
     disagree = "disagree"
     missing = "missing"  # absent on one side or both
 
@@ -170,6 +177,7 @@ class PersonRecord(BaseModel):
     family_name: str = ""
     date_of_birth: dt.date | None = None
     date_of_birth_estimated: bool = False
+    expected_date_of_birth: dt.date | None = None  # unborn child (SSD PERS009A)
     sex: str = "unspecified"
     address: Address | None = None
     date_of_death: dt.date | None = None
@@ -177,20 +185,37 @@ class PersonRecord(BaseModel):
 
 
 class FieldEvidence(BaseModel):
-    """How one identifier compared between two records. Values are not repeated here."""
+    """How one identifier compared between two records. Values are not repeated here.
 
-    field: str  # nhs_number | family_name | given_name | date_of_birth | postcode
+    ``field``: nhs_number | given_name | family_name | date_of_birth | sex | postcode. ``level``: the
+    linkage model's comparison level, in words ("exact", "short form (Bob/Robert)", "postcode sector").
+    ``weight``: that level's log2 Bayes factor (positive: evidence for the same person, negative: against;
+    term-frequency adjusted for names). ``score``: 0-100 string similarity (Jaro-Winkler x 100 on folded
+    names) where one was computed. docs/gateway-api.md, "Match evidence".
+    """
+
+    field: str
     outcome: FieldOutcome
-    score: float | None = None  # name similarity 0-100 (rapidfuzz ratio on normalised names)
+    score: float | None = None
+    level: str | None = None
+    weight: float | None = None
 
 
 class MatchEvidence(BaseModel):
-    """Why two records are (or might be) the same person."""
+    """Why two records are (or might be) the same person.
+
+    ``match_weight``: log2 of the posterior odds that they are (the sum of the fields' weights and the
+    prior); ``match_probability``: 0-1; ``rules``: guard rules that capped the grade ("given names
+    disagree"). docs/gateway-api.md, "Match evidence".
+    """
 
     left: RecordRef
     right: RecordRef
     match_grade: MatchGrade
     fields: list[FieldEvidence]
+    match_weight: float | None = None
+    match_probability: float | None = None
+    rules: list[str] = Field(default_factory=list)
 
 
 class PossibleMatch(BaseModel):
