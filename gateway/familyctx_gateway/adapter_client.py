@@ -1,4 +1,4 @@
-"""Calling council adapters (familycontext.v1 AdapterService) with a deadline per council.
+"""Calling council adapters (familycontext.v1 AdapterService) with a deadline per council and per request.
 
 The network is behind a small :class:`AdapterTransport` protocol (the httpx model): production uses
 :class:`GrpcTransport` (a ``grpc.aio`` mutual-TLS channel per adapter, opened at startup and closed at
@@ -10,14 +10,25 @@ its GSS code) and the request id (``x-request-id``); a call for data first await
 gateway's credentials or assertion) or ``error``, never an exception. An adapter answering gRPC
 ``NOT_FOUND`` ("none of the local_person_ids asked for exist here") has answered correctly: the state
 is ``ok`` with ``not_found`` set and no response.
+
+Staying up when councils don't (settings ``resilience``; docs/gateway-api.md): each call's deadline is
+the smaller of its adapter's ``deadline_ms`` and what is left of the request's budget
+(:class:`RequestBudget`, ``request_deadline_ms``); a council not called because the budget ran out is
+``timed_out``. gRPC retries UNAVAILABLE on its own (the channel's service-config ``retryPolicy``, with
+backoff and jitter, within the call's deadline). A :class:`~familyctx_gateway.breaker.CircuitBreaker`
+per adapter answers ``circuit_open`` at once, with no network call, after repeated failures. An answer
+larger than ``max_answer_mib`` (gRPC RESOURCE_EXHAUSTED) or one that does not parse ends in ``error``
+with a detail that says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -29,7 +40,8 @@ from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
 from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, Requester
 from familyctx_gateway.adapter_trust import ClientTls, channel_options
 from familyctx_gateway.api.schemas import SourceState
-from familyctx_gateway.settings import AdapterTarget
+from familyctx_gateway.breaker import CallEnd, CircuitBreaker
+from familyctx_gateway.settings import AdapterTarget, ResilienceSettings
 
 __all__ = [
     "AdapterClient",
@@ -37,10 +49,12 @@ __all__ = [
     "CallResult",
     "Federation",
     "GrpcTransport",
+    "RequestBudget",
     "SourceRecord",
     "TransportFactory",
     "before_data_call",
     "grpc_transport_factory",
+    "resilience_channel_options",
 ]
 
 log = logging.getLogger("familyctx_gateway.adapter_client")
@@ -56,10 +70,84 @@ before_data_call: ContextVar[Callable[[str], Awaitable[None]] | None] = ContextV
 )
 
 
+#: A call is not started with less than this left of the request's budget (ms): it could not finish.
+MIN_CALL_MS = 50
+
+#: The gRPC service whose every method is a read (idempotent): all may be retried.
+ADAPTER_SERVICE = "familycontext.v1.AdapterService"
+
+
+class RequestBudget:
+    """The time one request may spend calling adapters: ``total_ms`` from creation (monotonic clock).
+
+    :meth:`start` makes it the current request's budget (a context variable holding a weak reference,
+    so that the budget ends with its owner, the request's
+    :class:`~familyctx_gateway.sources.SourceTracker`); every :meth:`AdapterClient.call` made in that
+    context (``asyncio.gather`` tasks included) is capped by :meth:`remaining_ms`.
+    """
+
+    def __init__(self, total_ms: int) -> None:
+        self.total_ms = total_ms
+        self._ends_at = time.monotonic() + total_ms / 1000
+
+    def remaining_ms(self) -> int:
+        """Milliseconds left (0 when spent)."""
+        return max(0, int((self._ends_at - time.monotonic()) * 1000))
+
+    @classmethod
+    def start(cls, total_ms: int) -> RequestBudget:
+        """A new budget of ``total_ms``, made current; the caller keeps the returned object alive for as
+        long as the request runs."""
+        budget = cls(total_ms)
+        _request_budget.set(weakref.ref(budget))
+        return budget
+
+    @staticmethod
+    def current() -> RequestBudget | None:
+        """The budget of the request running in this context, if any."""
+        ref = _request_budget.get()
+        return ref() if ref is not None else None
+
+
+_request_budget: ContextVar[weakref.ref[RequestBudget] | None] = ContextVar(
+    "familyctx_request_budget", default=None
+)
+
+
+def resilience_channel_options(resilience: ResilienceSettings) -> list[tuple[str, Any]]:
+    """gRPC channel options for ``resilience``: the largest answer taken
+    (``grpc.max_receive_message_length``, bytes) and, when ``retry.max_attempts`` > 1, gRPC's retry
+    policy for every method of the AdapterService on UNAVAILABLE only (gRFC A6 service config)."""
+    retry = resilience.retry
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", resilience.max_answer_mib * 1024 * 1024)
+    ]
+    if retry.max_attempts > 1:
+        config = {
+            "methodConfig": [
+                {
+                    "name": [{"service": ADAPTER_SERVICE}],
+                    "retryPolicy": {
+                        "maxAttempts": retry.max_attempts,
+                        "initialBackoff": f"{retry.initial_backoff_ms / 1000:.3f}s",
+                        "maxBackoff": f"{retry.max_backoff_ms / 1000:.3f}s",
+                        "backoffMultiplier": retry.backoff_multiplier,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ]
+        }
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(config))]
+    else:
+        options.append(("grpc.enable_retries", 0))
+    return options
+
+
 class AdapterTransport(Protocol):
     """One council's AdapterService. ``deadline_seconds``: the gRPC deadline; ``metadata``: gRPC metadata.
 
-    Implementations raise ``grpc.aio.AioRpcError`` (or ``asyncio.TimeoutError``) on failure.
+    Implementations raise ``grpc.aio.AioRpcError`` (or ``asyncio.TimeoutError``) on failure, and return
+    None for an answer whose bytes do not parse (as ``grpc.aio`` does).
     """
 
     async def describe(
@@ -152,15 +240,35 @@ _HANDSHAKE_MARKERS = ("handshake", "ssl", "tls", "certificate", "verification")
 _CLOSED_MARKERS = ("socket closed",)
 
 
+#: The detail of an answer whose bytes do not parse as the contract's message.
+MALFORMED_ANSWER = "malformed answer: its bytes are not the contract's message"
+
+
 def _describe_failure(
-    exc: BaseException, deadline_ms: int, council: str = "the council"
+    exc: BaseException,
+    deadline_ms: int,
+    council: str = "the council",
+    *,
+    budget: RequestBudget | None = None,
+    max_answer_mib: int | None = None,
 ) -> tuple[SourceState, str]:
+    timed_out = f"no answer within the {deadline_ms} ms deadline"
+    if budget is not None:
+        timed_out = (
+            f"no answer within the {deadline_ms} ms left of the request's {budget.total_ms} ms deadline"
+        )
     if isinstance(exc, asyncio.TimeoutError):
-        return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
+        return SourceState.timed_out, timed_out
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return SourceState.timed_out, f"no answer within the {deadline_ms} ms deadline"
+            return SourceState.timed_out, timed_out
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and max_answer_mib is not None:
+            details = (exc.details() or "").lower()
+            if "received message larger than max" in details or "message larger than" in details:
+                return SourceState.error, (
+                    f"answer larger than the {max_answer_mib} MiB limit: cut off and not used"
+                )
         if code == grpc.StatusCode.UNAVAILABLE:
             details = (exc.details() or "").lower()
             if any(marker in details for marker in _HANDSHAKE_MARKERS):
@@ -197,12 +305,22 @@ def _describe_failure(
 
 
 class AdapterClient:
-    """Calls one council's adapter with its deadline and turns every outcome into a :class:`CallResult`."""
+    """Calls one council's adapter with its deadline and turns every outcome into a :class:`CallResult`.
 
-    def __init__(self, target: AdapterTarget, transport: AdapterTransport, signer: AssertionSigner) -> None:
+    ``breaker``: its circuit breaker (default: one with ``target.resilience.breaker``)."""
+
+    def __init__(
+        self,
+        target: AdapterTarget,
+        transport: AdapterTransport,
+        signer: AssertionSigner,
+        *,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.target = target
         self.transport = transport
         self.signer = signer
+        self.breaker = breaker or CircuitBreaker(target.resilience.breaker)
         self.last = SourceRecord()
         self._describe: tuple[float, Any] | None = None
 
@@ -218,8 +336,72 @@ class AdapterClient:
         as metadata ``x-familyctx-assertion``, with ``x-request-id`` = ``requester.request_id``.
         ``describe`` never carries break glass (no data is asked for: the flag and the worker's reason
         go only to councils asked for data); a call for data first awaits :data:`before_data_call`.
+
+        Not called at all (no hook, no assertion, no network): ``timed_out`` when less than
+        :data:`MIN_CALL_MS` is left of the request's :class:`RequestBudget`; ``circuit_open`` while the
+        adapter's breaker is open (or its one half-open trial is in flight).
         """
         deadline_ms = self.target.deadline_ms
+        request_id = requester.request_id
+        budget = RequestBudget.current()
+        capped: RequestBudget | None = None
+        if budget is not None:
+            left = budget.remaining_ms()
+            if left < MIN_CALL_MS:
+                return self._not_called(
+                    method,
+                    request_id,
+                    SourceState.timed_out,
+                    f"not asked: the request's {budget.total_ms} ms deadline had run out",
+                )
+            if left < deadline_ms:
+                deadline_ms, capped = left, budget
+        if not self.breaker.allow():
+            view = self.breaker.view()
+            when = (
+                f"the next trial call in {view.retry_in_seconds:.0f} s"
+                if view.retry_in_seconds is not None
+                else "a trial call is in flight"
+            )
+            return self._not_called(
+                method,
+                request_id,
+                SourceState.circuit_open,
+                f"not asked: circuit open after {view.failures} failed calls in a row; {when}",
+            )
+        try:
+            result = await self._call(method, request, requester, deadline_ms, capped)
+        except BaseException:
+            self.breaker.record(CallEnd.inconclusive)  # cancelled, or the hook refused: frees a trial
+            raise
+        if result.state in (SourceState.ok, SourceState.refused):
+            self.breaker.record(CallEnd.success)
+        elif result.state is SourceState.timed_out and capped is not None:
+            self.breaker.record(CallEnd.inconclusive)
+        else:
+            self.breaker.record(CallEnd.failure)
+        return result
+
+    def _not_called(self, method: str, request_id: str, state: SourceState, detail: str) -> CallResult:
+        result = CallResult(self.gss_code, self.target.name, state, 0, detail)
+        log.info(
+            "adapter call request_id=%s council=%s method=%s state=%s latency_ms=0 (not called)",
+            request_id,
+            self.gss_code,
+            method,
+            state.value,
+        )
+        self.last = SourceRecord(state, detail, None, dt.datetime.now(dt.UTC))
+        return result
+
+    async def _call(
+        self,
+        method: str,
+        request: Any,
+        requester: Requester,
+        deadline_ms: int,
+        capped: RequestBudget | None,
+    ) -> CallResult:
         request_id = requester.request_id
         if method == "describe":
             if requester.break_glass:
@@ -250,15 +432,27 @@ class AdapterClient:
                     not_found=True,
                 )
             else:
-                state, detail = _describe_failure(exc, deadline_ms, self.target.name)
+                state, detail = _describe_failure(
+                    exc,
+                    deadline_ms,
+                    self.target.name,
+                    budget=capped,
+                    max_answer_mib=self.target.resilience.max_answer_mib,
+                )
                 result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
         except (TimeoutError, OSError) as exc:
-            state, detail = _describe_failure(exc, deadline_ms, self.target.name)
+            state, detail = _describe_failure(exc, deadline_ms, self.target.name, budget=capped)
             result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
         else:
-            result = CallResult(
-                self.gss_code, self.target.name, SourceState.ok, _ms_since(started), response=response
-            )
+            if response is None:
+                # grpc.aio answers None (and logs the parse error) when the bytes do not parse.
+                result = CallResult(
+                    self.gss_code, self.target.name, SourceState.error, _ms_since(started), MALFORMED_ANSWER
+                )
+            else:
+                result = CallResult(
+                    self.gss_code, self.target.name, SourceState.ok, _ms_since(started), response=response
+                )
         log.log(
             logging.WARNING if result.state is SourceState.refused else logging.INFO,
             "adapter call request_id=%s council=%s method=%s state=%s latency_ms=%d",
@@ -304,16 +498,19 @@ def grpc_transport_factory(tls: ClientTls) -> TransportFactory:
     credentials = tls.channel_credentials()
 
     def factory(target: AdapterTarget) -> AdapterTransport:
-        return GrpcTransport(target.address, credentials, channel_options(target))
+        options = channel_options(target) + resilience_channel_options(target.resilience)
+        return GrpcTransport(target.address, credentials, options)
 
     return factory
 
 
 @dataclass
 class Federation:
-    """The configured councils' adapters, in configuration order."""
+    """The configured councils' adapters, in configuration order; ``request_deadline_ms``: the budget of
+    each request's calls (:class:`RequestBudget`; the ``resilience`` section's)."""
 
     clients: dict[str, AdapterClient] = field(default_factory=dict)
+    request_deadline_ms: int = 4000
 
     @classmethod
     def open(
@@ -333,7 +530,9 @@ class Federation:
             return cls({})
         if signer is None:
             raise ValueError("adapters need an assertion signer")
-        return cls({t.gss_code: AdapterClient(t, transport_factory(t), signer) for t in targets})
+        clients = {t.gss_code: AdapterClient(t, transport_factory(t), signer) for t in targets}
+        budget = targets[0].resilience.request_deadline_ms or 2 * max(t.deadline_ms for t in targets)
+        return cls(clients, budget)
 
     async def close(self) -> None:
         await asyncio.gather(*(c.transport.close() for c in self.clients.values()))

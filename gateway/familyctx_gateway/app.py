@@ -8,18 +8,24 @@ gateway's mTLS client identity and the assertion signing key) and the record-lin
 the current Alembic revision (``audit.auto_migrate``) or refuses to start when it is not there, starts
 the audit log's group-commit writer and tree-head signing, and tries once to load every trusted
 issuer's JWKS; at shutdown it closes them (queued audit records are committed, a last tree head signed).
+Searches and family-context requests each hold an in-flight slot (``limits``, see
+:mod:`familyctx_gateway.limits`); past a limit they are answered 429 with ``Retry-After``. Graceful
+shutdown (SIGTERM: requests in progress finish within ``listen.shutdown_grace_seconds``, then the
+lifespan closes channels and the audit store) is the server's part: ``familyctx gateway serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from familyctx.linkage import Linker
 from familyctx.trust.assertion import AssertionSigner
@@ -33,16 +39,18 @@ from familyctx_gateway.adapter_client import (
 from familyctx_gateway.adapter_trust import ClientTls, load_signer, published_jwks
 from familyctx_gateway.api.routes import audit as ig_audit
 from familyctx_gateway.api.routes import break_glass, family_context, health, keys, searches, sources
+from familyctx_gateway.api.schemas import ErrorResponse
 from familyctx_gateway.audit import AuditStore, load_tree_head_signer
 from familyctx_gateway.auth import TokenValidator, TrustedIssuers
 from familyctx_gateway.break_glass import BreakGlassStore
 from familyctx_gateway.break_glass_use import BreakGlassUses
 from familyctx_gateway.errors import GatewayConfigError, install_error_handlers
+from familyctx_gateway.limits import InFlightLimits, family_context_slot, search_slot
 from familyctx_gateway.linkage import load_linker
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings
 
-__all__ = ["GatewayContext", "create_app"]
+__all__ = ["GatewayContext", "StoppingAnswers", "create_app", "mark_stopping"]
 
 
 @dataclass
@@ -62,14 +70,71 @@ class GatewayContext:
     access: AccessPolicy = field(default_factory=AccessPolicy.load)
     #: Record linkage: the model and thresholds of ``settings.linkage``, loaded once per process.
     linker: Linker = field(default_factory=Linker)
+    #: Data requests in progress, per worker and in total (``settings.limits``).
+    limits: InFlightLimits = field(init=False)
     #: Break-glass grants and notifications, kept on the audit database.
     grants: BreakGlassStore = field(init=False)
     #: Notifies each council the first time it is asked for data under a grant.
     grant_uses: BreakGlassUses = field(init=False)
 
     def __post_init__(self) -> None:
+        self.limits = InFlightLimits.from_settings(self.settings.limits)
         self.grants = BreakGlassStore(self.audit.engine, self.audit)
         self.grant_uses = BreakGlassUses(self.grants)
+
+
+def mark_stopping(app: FastAPI) -> None:
+    """Tell ``app`` its server is stopping (SIGTERM received): from now on a request cancelled by the
+    server, because the grace period ran out, is answered 503 (:class:`StoppingAnswers`)."""
+    app.state.stopping = True
+
+
+class StoppingAnswers:
+    """Pure ASGI middleware: a request cancelled while its server is stopping (uvicorn cancels the
+    requests still running when ``listen.shutdown_grace_seconds`` is over) and not yet answered gets a
+    whole 503 with ``Retry-After`` (whole seconds) and ``Connection: close`` in the ErrorResponse shape,
+    with no data, in place of uvicorn's bare 500. Any other cancellation propagates unchanged, and a
+    request whose answer has started is left to the server (the connection is closed).
+    """
+
+    def __init__(self, app: ASGIApp, *, retry_after_seconds: int) -> None:
+        self.app = app
+        self.retry_after_seconds = retry_after_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except asyncio.CancelledError:
+            application = scope.get("app")
+            if started or not getattr(getattr(application, "state", None), "stopping", False):
+                raise
+            # The request's own task, cancelled once by the server, ends here with a whole answer.
+            body = json.dumps(
+                {
+                    "detail": "The gateway is restarting and could not finish your request in time; no data "
+                    f"was returned. Try again in {self.retry_after_seconds} s",
+                    "errors": [],
+                    "request_id": scope.get("state", {}).get("request_id"),
+                }
+            ).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(self.retry_after_seconds).encode()),
+                (b"connection", b"close"),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
 
 
 def _mutual_tls_transports(settings: GatewaySettings) -> TransportFactory:
@@ -146,11 +211,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
+    # Inside the request context (request id, access log line): a request cut short by a stopping
+    # server is answered 503 there (StoppingAnswers), never a bare 500.
+    app.add_middleware(StoppingAnswers, retry_after_seconds=settings.limits.retry_after_seconds)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(keys.router)
-    app.include_router(searches.router, prefix="/v1")
-    app.include_router(family_context.router, prefix="/v1")
+    # Only the two data routes are limited (limits.py); health, JWKS, sources and the IG API are not.
+    limited: dict[int | str, dict[str, Any]] = {429: {"model": ErrorResponse}}
+    app.include_router(searches.router, prefix="/v1", dependencies=[Depends(search_slot)], responses=limited)
+    app.include_router(
+        family_context.router, prefix="/v1", dependencies=[Depends(family_context_slot)], responses=limited
+    )
     app.include_router(sources.router, prefix="/v1")
     app.include_router(break_glass.router, prefix="/v1")
     app.include_router(ig_audit.router, prefix="/v1")  # the IG API, /v1/audit (IG officers)

@@ -28,6 +28,7 @@ __all__ = [
     "InvalidToken",
     "PayloadTooLarge",
     "SubjectNotFound",
+    "TooManyInFlight",
     "UnknownCouncil",
     "UnreadableBody",
     "install_error_handlers",
@@ -124,6 +125,38 @@ class PayloadTooLarge(GatewayError):
 
     status = 413
     detail = "Request body too large"
+
+
+class TooManyInFlight(GatewayError):
+    """429: too many searches and family-context requests in progress (``limits`` settings).
+
+    ``scope``: ``"user"`` (this worker's own requests, ``limits.max_in_flight_per_user``) or ``"total"``
+    (the whole gateway, ``limits.max_in_flight_total``); ``limit``: that limit; ``retry_after``: whole
+    seconds sent as ``Retry-After`` (RFC 9110 section 10.2.3; RFC 6585 section 4 for 429).
+    """
+
+    status = 429
+
+    def __init__(self, scope: str, limit: int, retry_after: int) -> None:
+        if scope == "user":
+            message = (
+                f"You already have {limit} searches or family-context requests in progress, the most this "
+                "gateway runs at once for one worker (limits.max_in_flight_per_user); wait for them to "
+                f"finish, then try again in {retry_after} s"
+            )
+        else:
+            message = (
+                f"The gateway is already answering {limit} searches and family-context requests, the most "
+                f"it runs at once (limits.max_in_flight_total); try again in {retry_after} s. If this "
+                "keeps happening, tell your service desk"
+            )
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class AuditUnavailable(GatewayError):

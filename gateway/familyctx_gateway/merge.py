@@ -24,7 +24,7 @@ from familyctx_gateway.convert import (
     provenance,
 )
 
-__all__ = ["Gathered", "Key", "merge_family"]
+__all__ = ["Gathered", "Key", "field_conflicts", "merge_family"]
 
 Key = tuple[str, str]  # (gss_code, local_person_id)
 
@@ -87,8 +87,12 @@ _CONFLICT_FIELDS = {
 }
 
 
-def _conflicts(records: list[s.PersonRecord]) -> list[s.FieldConflict]:
-    """Fields on which the merged records disagree; every distinct value is shown with its sources."""
+def field_conflicts(records: list[s.PersonRecord]) -> list[s.FieldConflict]:
+    """Fields on which the records of one merged person disagree, none resolved: for each of
+    nhs_number, given_name, family_name, date_of_birth (ISO 8601), sex and address (lines and postcode
+    joined with ", "), in that order, when the records hold more than one distinct non-empty value,
+    a :class:`FieldConflict` with every value (first-seen order) and the records holding each. Empty
+    values, and an unknown or unspecified sex, are no value. [] for one record. Never raises."""
     out = []
     for name, getter in _CONFLICT_FIELDS.items():
         by_value: dict[str, list[s.RecordRef]] = {}
@@ -148,7 +152,7 @@ def merge_family(
                 date_of_birth=first.date_of_birth,
                 records=records,
                 evidence=[e for k, e in g.evidence if g.find(k) == root],
-                conflicts=_conflicts(records),
+                conflicts=field_conflicts(records),
                 possible_matches=[m for k in keys for m in g.possible.get(k, [])],
                 council_states=states,
             )

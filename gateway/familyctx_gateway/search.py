@@ -14,6 +14,7 @@ from familyctx_gateway.adapter_client import Federation
 from familyctx_gateway.api import schemas as s
 from familyctx_gateway.convert import date_to_proto, person_record
 from familyctx_gateway.linkage import link_records, match_evidence
+from familyctx_gateway.merge import field_conflicts
 from familyctx_gateway.sources import SourceTracker
 
 __all__ = ["Outcome", "person_query", "run_search"]
@@ -68,8 +69,8 @@ async def run_search(
     each council receives an assertion of it signed for that council. ``max_results``: candidates asked
     of each council. ``linker``: the app's linker (its model and thresholds, loaded once at
     start-up). Records linked by certain links are one candidate (``match_grade`` certain, with the
-    evidence of each link); between two candidates the best probable or possible link is listed under
-    both candidates' ``possible_matches``.
+    evidence of each link and the fields its records disagree on, ``conflicts``); between two
+    candidates the best probable or possible link is listed under both candidates' ``possible_matches``.
     """
     request_id = requester.request_id
     tracker = SourceTracker(federation)
@@ -90,6 +91,7 @@ async def run_search(
             candidate_id=f"c{g + 1}",
             match_grade=s.MatchGrade.certain if len(members) > 1 else None,
             records=[records[i] for i in members],
+            conflicts=field_conflicts([records[i] for i in members]) if len(members) > 1 else [],
         )
         for g, members in enumerate(linkage.groups)
     ]

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,11 +38,15 @@ __all__ = [
     "AssertionSettings",
     "AuditSettings",
     "BreakGlassSettings",
+    "BreakerSettings",
     "GatewaySettings",
     "LinkageSettings",
+    "LimitsSettings",
     "LinkageThresholds",
     "ListenSettings",
     "OidcSettings",
+    "ResilienceSettings",
+    "RetrySettings",
     "TokenProfile",
     "load_settings",
 ]
@@ -53,10 +65,40 @@ class _Section(BaseModel):
 
 
 class ListenSettings(_Section):
-    """Where the gateway listens: ``host`` (address) and ``port`` (0 = any free port)."""
+    """Where the gateway listens: ``host`` (address) and ``port`` (0 = any free port).
+
+    ``shutdown_grace_seconds``: on SIGTERM (or SIGINT) the gateway stops accepting connections at once
+    and gives the requests in progress this long (whole seconds, 1-600) to finish and commit their audit
+    records; requests still running then are cancelled (their callers get no answer), and the adapters'
+    channels and the audit store are closed (uvicorn's ``timeout_graceful_shutdown``).
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    shutdown_grace_seconds: int = Field(default=10, ge=1, le=600)
+
+
+class LimitsSettings(_Section):
+    """How many data requests (``POST /v1/searches``, ``POST /v1/family-context``) run at once.
+
+    ``max_in_flight_per_user``: per worker (token issuer and subject), 1-1000; ``max_in_flight_total``:
+    for the whole gateway process, 1-100000, at least ``max_in_flight_per_user``. One more is refused
+    at once with 429 and ``Retry-After: retry_after_seconds`` (whole seconds, 1-3600), and audited
+    ``denied``. Health, readiness, JWKS, sources, break glass and the IG audit API are not counted.
+    """
+
+    max_in_flight_per_user: int = Field(default=4, ge=1, le=1000)
+    max_in_flight_total: int = Field(default=64, ge=1, le=100_000)
+    retry_after_seconds: int = Field(default=2, ge=1, le=3600)
+
+    @model_validator(mode="after")
+    def _per_user_within_total(self) -> LimitsSettings:
+        if self.max_in_flight_per_user > self.max_in_flight_total:
+            raise ValueError(
+                f"max_in_flight_per_user ({self.max_in_flight_per_user}) must not exceed "
+                f"max_in_flight_total ({self.max_in_flight_total})"
+            )
+        return self
 
 
 #: How an issuer marks its access tokens. ``rfc9068``: header ``typ`` must be ``at+jwt`` and the client
@@ -135,8 +177,63 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 
 
+class RetrySettings(_Section):
+    """gRPC's own retry policy on every adapter channel (gRFC A6, ``grpc.service_config`` ``retryPolicy``):
+    only the reads of the contract (Describe, FindPeople, GetFamilyContext: all idempotent) and only
+    on ``UNAVAILABLE``. ``max_attempts``: attempts in all, 1 (no retry) to 5 (gRPC's own cap);
+    backoff before retry n is random in [0, min(initial_backoff_ms * backoff_multiplier^(n-1),
+    max_backoff_ms)] (gRPC's jitter). Retries stay within the call's deadline."""
+
+    max_attempts: int = Field(default=3, ge=1, le=5)
+    initial_backoff_ms: int = Field(default=100, ge=1, le=10_000)
+    max_backoff_ms: int = Field(default=1000, ge=1, le=60_000)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetrySettings:
+        if self.max_backoff_ms < self.initial_backoff_ms:
+            raise ValueError("max_backoff_ms must not be less than initial_backoff_ms")
+        return self
+
+
+class BreakerSettings(_Section):
+    """A circuit breaker per adapter (:mod:`familyctx_gateway.breaker`): after ``failures`` calls in a
+    row that failed (unavailable, timed out, error; never refused or not found), the last of them
+    within ``window_seconds`` of the first, the adapter is not called for ``open_seconds``; then one
+    trial call decides (success closes the circuit, failure opens it again)."""
+
+    failures: int = Field(default=5, ge=1, le=1000)
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    open_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class ResilienceSettings(_Section):
+    """How the gateway stays up when councils don't (docs/gateway-api.md, "Staying up when councils
+    don't"). ``request_deadline_ms``: the whole request's budget for calls to adapters: each call gets
+    the smaller of its adapter's ``deadline_ms`` and what is left of it; None (default): twice the
+    longest adapter ``deadline_ms`` (4000 ms with the default 2000 ms), so that a council that hangs
+    in the first round of calls still leaves time for the second; ``max_answer_mib``: the largest
+    answer (MiB, gRPC's max receive message length) taken from one adapter; ``retry``; ``breaker``."""
+
+    request_deadline_ms: int | None = Field(default=None, ge=100, le=120_000)
+    max_answer_mib: int = Field(default=8, ge=1, le=1024)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+
+
 class AdapterTarget(_Section):
-    """One council's adapter: where it listens and how long the gateway waits for each call."""
+    """One council's adapter: where it listens and how long the gateway waits for each call.
+
+    :attr:`resilience` is the gateway's ``resilience`` section, given to each target when
+    :class:`GatewaySettings` is validated (defaults for a target built alone).
+    """
+
+    _resilience: ResilienceSettings = PrivateAttr(default_factory=ResilienceSettings)
+
+    @property
+    def resilience(self) -> ResilienceSettings:
+        """The gateway's request deadline, retry policy, circuit breaker and answer size limit."""
+        return self._resilience
 
     gss_code: GssCode
     name: str = Field(min_length=1, max_length=100)
@@ -315,6 +412,8 @@ class GatewaySettings(BaseSettings):
     #: Trusted issuers. YAML: one mapping (a single issuer, the original shape) or a list of them.
     oidc: list[OidcSettings] = Field(default_factory=lambda: [OidcSettings()], min_length=1)
     adapters: list[AdapterTarget] = Field(default_factory=list)
+    #: In-flight data requests per worker and overall (429 with Retry-After beyond them).
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     #: Requests with a larger body are refused with 413.
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     #: How long an adapter's Describe answer (datasets, freshness) is reused.
@@ -327,6 +426,8 @@ class GatewaySettings(BaseSettings):
     break_glass: BreakGlassSettings = Field(default_factory=BreakGlassSettings)
     #: Record linkage: the model file and the match-probability thresholds of each grade.
     linkage: LinkageSettings = Field(default_factory=LinkageSettings)
+    #: Request deadline, retries, circuit breakers and answer size limit for calls to adapters.
+    resilience: ResilienceSettings = Field(default_factory=ResilienceSettings)
     log_level: str = "INFO"
 
     @field_validator("oidc", mode="before")
@@ -361,6 +462,16 @@ class GatewaySettings(BaseSettings):
                 )
             self.audit.database_url = self.audit_database_url
         self.audit_database_url = self.audit.database_url
+        return self
+
+    @model_validator(mode="after")
+    def _adapters_share_resilience(self) -> GatewaySettings:
+        # Each target carries the gateway's section, so the adapter client needs nothing else.
+        if self.resilience.request_deadline_ms is None:
+            longest = max((t.deadline_ms for t in self.adapters), default=2000)
+            self.resilience = self.resilience.model_copy(update={"request_deadline_ms": 2 * longest})
+        for target in self.adapters:
+            target._resilience = self.resilience
         return self
 
     @model_validator(mode="after")

@@ -6,8 +6,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from familyctx_gateway.adapter_client import CallResult, Federation
+from familyctx_gateway.adapter_client import CallResult, Federation, RequestBudget, SourceRecord
 from familyctx_gateway.api.schemas import SourceState, SourceStatus, SourceSummary
+from familyctx_gateway.breaker import BreakerState
 from familyctx_gateway.convert import dataset_freshness
 
 __all__ = ["SourceTracker", "source_summaries"]
@@ -18,11 +19,16 @@ class SourceTracker:
 
     A council's state for the request is the first failure seen (a council that failed once is not
     called again in the same request), else ``ok``; its latency is the slowest call, in milliseconds.
+
+    Creating it starts the request's :class:`~familyctx_gateway.adapter_client.RequestBudget`
+    (``federation.request_deadline_ms``), which lasts as long as the tracker: every adapter call made
+    afterwards in the same request is capped by what is left of it.
     """
 
     def __init__(self, federation: Federation) -> None:
         self._federation = federation
         self._results: dict[str, list[CallResult]] = {code: [] for code in federation.clients}
+        self.budget = RequestBudget.start(federation.request_deadline_ms)
 
     def add(self, result: CallResult) -> CallResult:
         self._results[result.gss_code].append(result)
@@ -72,12 +78,23 @@ class SourceTracker:
 
 
 def source_summaries(federation: Federation, describes: Mapping[str, Any]) -> list[SourceSummary]:
-    """``GET /v1/sources``: each council's last known state, datasets and freshness."""
+    """``GET /v1/sources``: each council's last known state, datasets and freshness; while a council's
+    circuit breaker is open, ``circuit_open`` with the failures counted and the seconds to the next
+    trial call."""
     now = dt.datetime.now(dt.UTC)
     out = []
     for code, client in federation.clients.items():
         described = describes.get(code)
         last = client.last
+        breaker = client.breaker.view()
+        if breaker.state is BreakerState.open:
+            last = SourceRecord(
+                SourceState.circuit_open,
+                f"circuit open after {breaker.failures} failed calls in a row; the next trial call in "
+                f"{breaker.retry_in_seconds or 0:.0f} s",
+                last.latency_ms,
+                last.last_checked_at,
+            )
         out.append(
             SourceSummary(
                 gss_code=code,

@@ -32,6 +32,7 @@ __all__ = [
     "WIDE_LAYOUT_MIN_WIDTH",
     "break_glass_banner",
     "completeness_banner",
+    "conflict_notes",
     "evidence_text",
     "printable",
     "render_break_glass_notifications",
@@ -266,6 +267,21 @@ _OUTCOME_LINES = (
 )
 
 
+#: Conflict field names not in :data:`_FIELD_WORDS`.
+_CONFLICT_WORDS = {**_FIELD_WORDS, "address": "address"}
+
+
+def conflict_notes(conflicts: list[Any]) -> list[str]:
+    """One line per ``FieldConflict`` of a merged person (search candidate or family person), every
+    value kept, none chosen: "recorded differently: date of birth 1979-12-15 / 1979-12-09". Values
+    are :func:`printable` (print the lines as rich ``Text``, never as markup)."""
+    return [
+        "recorded differently: "
+        + printable(f"{_CONFLICT_WORDS.get(c.field, c.field.replace('_', ' '))} {' / '.join(c.values)}")
+        for c in conflicts
+    ]
+
+
 def _field_words(evidence: Any) -> str:
     words = _FIELD_WORDS.get(evidence.field, evidence.field.replace("_", " "))
     details = [evidence.level] if evidence.level and evidence.outcome.value != "missing" else []
@@ -320,10 +336,11 @@ def _search_possible_matches(response: Any) -> list[tuple[str, str, Any]]:
 
 def render_search(response: Any, console: Console) -> None:
     """Print a ``SearchResponse``: the completeness banner (if any council did not answer or is stale),
-    candidates with per-council records and match grade, the possible matches between candidates with
-    their evidence (grade, match weight, fields agreed / disagreed / missing with their levels), then
-    sources. An answer given under break
-    glass starts with the BREAK GLASS banner."""
+    candidates with per-council records, match grade and notes (the fields a merged candidate's
+    records disagree on, "recorded differently: ..."; its possible matches), the possible matches
+    between candidates with their evidence (grade, match weight, fields agreed / disagreed / missing
+    with their levels), then sources. An answer given under break glass starts with the BREAK GLASS
+    banner."""
     glass = break_glass_banner(response)
     if glass is not None:
         console.print(glass)
@@ -337,20 +354,23 @@ def render_search(response: Any, console: Console) -> None:
         "date of birth",
         "match",
         "records (council: local id)",
-        "possible",
+        "notes",
     )
     for candidate in response.candidates:
         first = candidate.records[0] if candidate.records else None
         name = f"{first.given_name} {first.family_name}" if first else ""
         grade = candidate.match_grade.value if candidate.match_grade else "single record"
+        notes = Text("\n".join(conflict_notes(candidate.conflicts)), style="yellow")
         possible = ", ".join(f"{p.candidate_id} ({p.match_grade.value})" for p in candidate.possible_matches)
+        if possible:
+            notes.append(("\n" if notes else "") + f"possible: {possible}")
         table.add_row(
             candidate.candidate_id,
             name,
             _date(first.date_of_birth if first else None),
             grade,
             _records_text(candidate.records),
-            possible,
+            notes,
         )
     console.print(table)
     links = _search_possible_matches(response)
@@ -365,7 +385,7 @@ def _people_table(response: Any) -> Table:
     for person in response.people:
         councils = {r.gss_code for r in person.records}
         grade = "certain (merged)" if len(person.records) > 1 else "single record"
-        notes = [f"recorded differently: {c.field} {' / '.join(c.values)}" for c in person.conflicts]
+        notes = conflict_notes(person.conflicts)
         for possible in person.possible_matches:
             where = possible.record.council_name if possible.record else possible.candidate_id
             notes.append(f"possible match ({possible.match_grade.value}) in {where}: not merged")

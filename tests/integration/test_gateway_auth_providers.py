@@ -125,7 +125,10 @@ async def test_concurrent_requests_with_an_unknown_kid_share_one_fetch(
     issuer: TestIssuer, tmp_path: Path
 ) -> None:
     oidc = [OidcSettings(issuer=issuer.issuer, audience=AUDIENCE, http_timeout_seconds=120)]
-    async with running_gateway(issuer, _audit_url(tmp_path), oidc=oidc) as gw:
+    # Eight searches at once by one worker: above the default per-worker limit (4), so raise it.
+    async with running_gateway(
+        issuer, _audit_url(tmp_path), oidc=oidc, limits={"max_in_flight_per_user": 8}
+    ) as gw:
         keys = gw.app.state.gateway.jwks.get(issuer.issuer)
         new_key = ECKey.generate_key("P-256", parameters={"kid": "ec-new", "alg": "ES256"})
         issuer.published.append(new_key)

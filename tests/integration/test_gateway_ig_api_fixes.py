@@ -286,6 +286,10 @@ BAD = [
     ("/v1/audit/events", {"cursor": "-1"}, "cursor"),
     ("/v1/audit/break-glass", {"cursor": "²"}, "cursor"),
     ("/v1/audit/break-glass", {"cursor": "9223372036854775808"}, "cursor"),
+    ("/v1/audit/events", {"cursor": "7" * 5000}, "cursor"),  # past max_length (200)
+    ("/v1/audit/break-glass", {"cursor": "7" * 5000}, "cursor"),
+    ("/v1/audit/proofs/consistency", {"from": "1" * 5000}, "from"),
+    ("/v1/audit/proofs/consistency", {"from": "0", "to": "1" * 5000}, "to"),
     ("/v1/audit/proofs/consistency", {"from": "²"}, "from"),
     ("/v1/audit/proofs/consistency", {"from": "0", "to": "١"}, "to"),
     ("/v1/audit/proofs/consistency", {"from": "9223372036854775808"}, "from"),

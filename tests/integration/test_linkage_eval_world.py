@@ -11,6 +11,7 @@ from familyctx.identifiers import normalise_nhs_number, normalise_postcode
 from familyctx.linkage import Linker
 from familyctx.linkage.evaluate import (
     DEFAULT_NOISE,
+    MIN_CERTAIN_LINKS,
     TARGETS,
     Evaluation,
     check_targets,
@@ -21,6 +22,8 @@ from familyctx.linkage.synthdata import World, WorldError, generate_world, load_
 from familyctx.synth import SynthInputError
 
 PEOPLE = 3000
+#: Big enough to judge the targets (at least MIN_CERTAIN_LINKS certain links: about 1,250 at 9,000).
+JUDGE_PEOPLE = 9000
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 @pytest.fixture(scope="module")
 def evaluation() -> Evaluation:
-    return evaluate([DEFAULT_NOISE], people=PEOPLE, seed=42)
+    return evaluate([DEFAULT_NOISE], people=JUDGE_PEOPLE, seed=42)
 
 
 def test_world_holds_every_council_record_with_its_truth(world: World) -> None:
@@ -86,7 +89,9 @@ def test_generate_world_refuses_to_overwrite_and_load_needs_a_world(tmp_path: Pa
 def test_packaged_linker_meets_the_targets_at_the_default_noise(evaluation: Evaluation) -> None:
     r = evaluation.at(DEFAULT_NOISE)
     assert r is not None
-    assert r.records > PEOPLE and r.true_pairs > 100
+    assert r.records > JUDGE_PEOPLE and r.true_pairs > 100
+    certain = r.cumulative_for("certain")
+    assert certain.true_positives + certain.false_positives >= MIN_CERTAIN_LINKS  # the targets are judged
     # nearly every true pair can meet in a query; those that cannot are counted as missed, not dropped
     assert r.true_pairs_blocked >= 0.99 * r.true_pairs
     unblocked = r.true_pairs - r.true_pairs_blocked
@@ -125,7 +130,8 @@ def test_report_has_its_sections_and_is_deterministic(evaluation: Evaluation, tm
     ):
         assert re.search(rf"^{re.escape(heading)}$", text, re.MULTILINE), heading
     assert "make linkage-eval" in text
-    assert f"{PEOPLE:,} true people" in text
+    assert f"{JUDGE_PEOPLE:,} true people" in text
+    assert "Model evaluated: `src/familyctx/linkage/data/model.json` (the packaged model)." in text
     assert "seed 42" in text
     for field in ("nhs_number", "given_name", "family_name", "date_of_birth", "sex", "postcode"):
         assert f"**{field}**" in text
@@ -168,9 +174,12 @@ def test_command_exits_1_and_says_which_target_was_missed(
     from typer.testing import CliRunner
 
     import familyctx.linkage
+    import familyctx.linkage.evaluate as evaluate_module
     from familyctx.cli import app
 
     monkeypatch.setattr(familyctx.linkage, "Linker", _NeverLinks)
+    # a 200-person world has ~30 true pairs: judge recall on it; precision (no certain link) is not judged
+    monkeypatch.setattr(evaluate_module, "MIN_TRUE_PAIRS", 10)
     report = tmp_path / "docs" / "linkage.md"
     result = CliRunner().invoke(
         app, ["linkage", "eval", "--people", "200", "--noise", "0.1", "--report", str(report)],
@@ -181,3 +190,7 @@ def test_command_exits_1_and_says_which_target_was_missed(
     assert "Traceback" not in result.output
     targets = report.read_text(encoding="utf-8").split("## Targets", 1)[1].split("## Results", 1)[0]
     assert "| recall of certain + probable at noise 0.1 | ≥ 0.97 | 0.0000 | **missed** |" in targets
+    output = " ".join(result.output.split())
+    assert "too few pairs to judge the targets at noise 0.1: 0 certain links" in output
+    assert "| precision of certain pairs at noise 0.1 | ≥ 0.999 | — | not judged: 0 certain links" in targets
+    assert "targets met" not in result.output

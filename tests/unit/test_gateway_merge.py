@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from familyctx_gateway.api import schemas as s
-from familyctx_gateway.merge import _conflicts
+from familyctx_gateway.merge import field_conflicts
 
 
 def rec(
@@ -29,7 +29,7 @@ def ref(gss: str, local_id: str) -> s.RecordRef:
 
 def test_sex_recorded_differently_is_a_conflict_with_each_values_sources() -> None:
     records = [rec("A", "1", sex="female"), rec("B", "2", sex="male"), rec("C", "3", sex="female")]
-    assert _conflicts(records) == [
+    assert field_conflicts(records) == [
         s.FieldConflict(
             field="sex", values=["female", "male"], sources=[[ref("A", "1"), ref("C", "3")], [ref("B", "2")]]
         )
@@ -38,7 +38,7 @@ def test_sex_recorded_differently_is_a_conflict_with_each_values_sources() -> No
 
 def test_unknown_or_unspecified_sex_is_no_value_not_a_conflict() -> None:
     records = [rec("A", "1", sex="female"), rec("B", "2", sex="unknown"), rec("C", "3", sex="unspecified")]
-    assert _conflicts(records) == []
+    assert field_conflicts(records) == []
 
 
 def test_every_conflicting_field_is_listed_in_order() -> None:
@@ -46,7 +46,7 @@ def test_every_conflicting_field_is_listed_in_order() -> None:
         rec("A", "1", sex="male", given="Sam"),
         rec("B", "2", sex="female", given="Samuel", postcode="LS7 2AB"),
     ]
-    conflicts = _conflicts(records)
+    conflicts = field_conflicts(records)
     assert [(c.field, c.values) for c in conflicts] == [
         ("given_name", ["Sam", "Samuel"]),
         ("sex", ["male", "female"]),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -11,6 +13,8 @@ from typer.testing import CliRunner
 from familyctx.cli import app
 from familyctx.commands.linkage import parse_noise_levels
 from familyctx.linkage.evaluate import (
+    MIN_CERTAIN_LINKS,
+    MIN_TRUE_PAIRS,
     Evaluation,
     GradeStats,
     candidate_pairs,
@@ -19,6 +23,8 @@ from familyctx.linkage.evaluate import (
     evaluate_world,
     grade_metrics,
     merge_metrics,
+    sample_too_small,
+    target_checks,
     true_pairs,
 )
 from familyctx.linkage.normalise import LinkInput
@@ -266,7 +272,11 @@ def test_evaluate_world_scores_lists_and_explains() -> None:
     assert linker.compared == 1
 
 
-def test_targets_checked_at_the_default_noise_level_only() -> None:
+def test_targets_checked_at_the_default_noise_level_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import familyctx.linkage.evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "MIN_CERTAIN_LINKS", 1)  # judge the hand-made sample
+    monkeypatch.setattr(evaluate_module, "MIN_TRUE_PAIRS", 1)
     linker = StandInLinker()
     good = evaluate_world(_world(), linker, noise=0.1, people=5, seed=7)
     ev = Evaluation(people=5, seed=7, results=[good], started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -277,7 +287,105 @@ def test_targets_checked_at_the_default_noise_level_only() -> None:
     assert check_targets(Evaluation(5, 7, [other], dt.datetime(2026, 1, 1, tzinfo=dt.UTC))) == []
 
 
+def test_targets_are_not_judged_on_too_few_pairs() -> None:
+    r = evaluate_world(_world(), StandInLinker(), noise=0.1, people=5, seed=7)
+    checks = target_checks(r)
+    assert [(c.name, c.sample, c.needed, c.judged, c.met) for c in checks] == [
+        ("precision of certain pairs", 1, MIN_CERTAIN_LINKS, False, False),
+        ("recall of certain + probable", 4, MIN_TRUE_PAIRS, False, False),
+    ]
+    assert checks[0].value == 1.0  # measured and shown, but one link says nothing about 0.999
+    message = sample_too_small(r)
+    assert message is not None and message.startswith("too few pairs to judge the targets at noise 0.1: ")
+    assert "1 certain links (judging precision of certain pairs >= 0.999 needs at least 1,000)" in message
+    assert "4 true pairs (judging recall of certain + probable >= 0.97 needs at least 1,000)" in message
+    ev = Evaluation(people=5, seed=7, results=[r], started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert check_targets(ev) == [message]  # never [] ("met") on such a sample
+
+
+def test_one_wrong_link_in_the_minimum_sample_shows_as_a_miss() -> None:
+    """Why 1,000: with 999 true certain links and one wrong, precision is 0.999 exactly - met; a second
+    wrong link misses it. Below 1,000 links a single wrong link could never be told apart."""
+    from familyctx.linkage.evaluate import Cumulative, MergeStats, NoiseResult
+
+    def result(tp: int, fp: int, true: int = 1010) -> NoiseResult:
+        cumulative = [Cumulative("certain", ("certain",), tp, fp, true - tp),
+                      Cumulative("certain + probable", ("certain", "probable"), tp, fp, true - tp),
+                      Cumulative("all grades", ("certain", "probable", "possible"), tp, fp, true - tp)]
+        return NoiseResult(0.1, 1, 1, 2 * true, 3, tp + fp, true, true, [], cumulative,
+                           MergeStats(0, 0, 0, 0, 0, true))
+
+    met = target_checks(result(999, 1))[0]
+    assert (met.sample, met.judged, met.met) == (1000, True, True)
+    missed = target_checks(result(998, 2))[0]
+    assert (missed.judged, missed.met) == (True, False)
+    assert sample_too_small(result(999, 1)) is None
+    assert sample_too_small(result(998, 1)) is not None  # 999 links: not judged
+    assert sample_too_small(result(999, 1, true=999)) is not None  # 999 true pairs: recall not judged
+
+
 # --- command line ------------------------------------------------------------------------------------
+def test_eval_on_a_tiny_world_prints_figures_but_does_not_call_targets_met(tmp_path: Path) -> None:
+    report = tmp_path / "linkage.md"
+    result = CliRunner().invoke(
+        app, ["linkage", "eval", "--people", "5", "--noise", "0.1", "--report", str(report)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "too few pairs to judge the targets at noise 0.1" in text
+    assert "targets met" not in text and "Traceback" not in result.output
+    assert "true pairs" in text and "P certain" in text  # the figures are still printed
+    targets = report.read_text(encoding="utf-8").split("## Targets", 1)[1].split("## Results", 1)[0]
+    assert targets.count("not judged:") == 2 and "| met |" not in targets
+    assert "**Targets not judged**: too few pairs to judge the targets" in targets
+
+
+def test_eval_model_option_evaluates_that_model_and_names_it(tmp_path: Path) -> None:
+    import shutil
+
+    from familyctx.linkage.model import DATA_DIR
+
+    retrained = tmp_path / "retrained"
+    shutil.copytree(DATA_DIR, retrained)
+    report = tmp_path / "linkage.md"
+    result = CliRunner().invoke(
+        app,
+        ["linkage", "eval", "--people", "5", "--noise", "0.1", "--report", str(report), "--model",
+         str(retrained / "model.json")],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 1, result.output  # too few pairs, but evaluated with that model
+    assert f"model: {retrained / 'model.json'}" in " ".join(result.output.split())
+    header = report.read_text(encoding="utf-8").split("## Targets", 1)[0]
+    assert f"Model evaluated: `{retrained / 'model.json'}` (not the packaged model)." in header
+    default = CliRunner().invoke(
+        app, ["linkage", "eval", "--people", "5", "--noise", "0.1", "--report", str(report)],
+        env={"COLUMNS": "200"},
+    )
+    assert "model: " in default.output
+    assert ("Model evaluated: `src/familyctx/linkage/data/model.json` (the packaged model)."
+            in report.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: d, "model file"),  # an empty directory: no model.json
+        (lambda d: (d / "model.json").write_text("{", encoding="utf-8") and d, "is not valid JSON"),
+    ],
+)
+def test_eval_model_option_refuses_a_bad_model_with_one_line(
+    tmp_path: Path, setup: Any, message: str
+) -> None:
+    path = setup(tmp_path)
+    result = CliRunner().invoke(app, ["linkage", "eval", "--people", "5", "--model", str(path)],
+                                env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and message in result.output
+    assert "Traceback" not in result.output and "Linkage against" not in result.output
+
+
 def test_parse_noise_levels() -> None:
     assert parse_noise_levels("0, 0.05,0.1,0.1,") == [0.0, 0.05, 0.1]
     assert parse_noise_levels("1") == [1.0]

@@ -125,6 +125,31 @@ def test_search_shows_candidates_with_per_council_records_and_grade() -> None:
     assert "⏱ timed out" in text
 
 
+def test_search_shows_the_values_a_merged_candidates_records_disagree_on() -> None:
+    refs = [[{"gss_code": STOCKPORT, "local_person_id": "100009"}], [{"gss_code": LEEDS, "local_person_id": "5000009"}]]
+    response = SearchResponse.model_validate({
+        "request_id": "r", "purpose": "s17_assessment", "case_reference": "C1",
+        "candidates": [
+            {"candidate_id": "c1", "match_grade": "certain",
+             "records": [_record(STOCKPORT, "Stockport", "100009", "Robert", "Kowalski", "1979-12-15"),
+                         _record(LEEDS, "Leeds", "5000009", "Robert", "Kowalski", "1979-12-09")],
+             "conflicts": [{"field": "date_of_birth", "values": ["1979-12-15", "1979-12-09"], "sources": refs},
+                           {"field": "address", "values": ["1 Road\x1b[2J, SK1 3XE", "LS7 2AB"], "sources": refs}],
+             "possible_matches": [{"candidate_id": "c2", "match_grade": "possible", "evidence": {
+                 "left": refs[0][0], "right": {"gss_code": MANCHESTER, "local_person_id": "M-1"},
+                 "match_grade": "possible", "fields": []}}]},
+            {"candidate_id": "c2", "records": [_record(MANCHESTER, "Manchester", "M-1", "Bob", "Kowalski", "1979-12-15")]},
+        ],
+        "sources": _sources(),
+    })
+    text = " ".join(_text(render_search, response).split())
+    assert "recorded differently: date of birth 1979-12-15 / 1979-12-09" in text
+    # Council text is shown escaped, never run: no terminal escape reaches the screen.
+    assert "recorded differently: address 1 Road\\x1b[2J, SK1 3XE / LS7 2AB" in text and "\x1b" not in text
+    assert "possible: c2 (possible)" in text
+    assert text.count("recorded differently") == 2  # the single-record candidate has none
+
+
 @pytest.mark.parametrize(("status", "hint"), [(401, "familyctx token"), (403, "role"), (422, "not valid"),
                                               (503, "audit")])
 def test_gateway_errors_explain_what_to_do(status: int, hint: str) -> None:

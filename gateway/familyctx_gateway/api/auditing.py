@@ -15,6 +15,8 @@ write fails the caller gets 503 and no data. Failures of the work are audited to
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -130,6 +132,13 @@ async def run_audited(
         result = await work(requester)
     except GatewayError as exc:
         await commit(event(AuditOutcome.error, exc.status))
+        raise
+    except asyncio.CancelledError:
+        # Cut off (the shutdown grace period ran out, or the connection went): nothing was answered,
+        # but the councils may have been asked. Record it (503, as the client is told), shielded from
+        # the cancellation, then let the cancellation go on.
+        with contextlib.suppress(AuditUnavailable):
+            await asyncio.shield(commit(event(AuditOutcome.error, 503)))
         raise
     except Exception:
         await commit(event(AuditOutcome.error, 500))

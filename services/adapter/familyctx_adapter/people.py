@@ -14,6 +14,13 @@ Strategies (each an indexed lookup; see :mod:`.indexes`), unioned and ranked:
   agree strongly, and ranked below every exact-date candidate;
 * family name alone when there is no date of birth, narrowed by given name and postcode.
 
+A date-of-birth query with no usable name (none given, or only names that normalisation leaves empty:
+"Baby", "Mr", "!!") is narrowed by its postcode when it has one: only people whose current postcode
+is in the same sector are kept, the exact postcode ranked first (data minimisation: never everyone
+born that day). A date of birth with neither a usable name nor a postcode is a valid query under the
+contract and still answered (everyone born that day, up to ``max_results``); the gateway never sends
+one (docs/adapter.md, "What the service answers").
+
 Names are compared on the features of :func:`familyctx.linkage.normalise.link_features` (titles and
 placeholders removed, diacritics folded): the first given name by Jaro-Winkler (rapidfuzz), any
 shared given-name token (a middle name, "Zoë Marie") or a shared short-form canonical name (Bob and
@@ -49,7 +56,9 @@ from familyctx_adapter.queries import PersonSearch
 from familyctx_adapter.warehouse import Warehouse, nhs_key_expression, surname_key_expression
 
 __all__ = [
+    "DATE_ONLY_SCORE",
     "NEAR_DATE_PENALTY",
+    "POSTCODE_SECTOR_PENALTY",
     "SWAPPED_DATE_PENALTY",
     "PersonReader",
     "PersonRecord",
@@ -81,6 +90,12 @@ SWAPPED_DATE_PENALTY = 0.05
 #: Score taken off a candidate whose date of birth is only near the query's (:func:`date_penalty`):
 #: large enough that every near-date candidate ranks below every exact or swapped-date one.
 NEAR_DATE_PENALTY = 0.3
+#: Score of a candidate found by date of birth alone (the query has no usable name).
+DATE_ONLY_SCORE = 0.8
+#: Score taken off a date-of-birth-only candidate whose current postcode is only in the query's
+#: postcode sector, not the same postcode: larger than :data:`SWAPPED_DATE_PENALTY`, so every exact
+#: postcode ranks first.
+POSTCODE_SECTOR_PENALTY = 0.1
 
 _KEY_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")
 
@@ -335,7 +350,9 @@ class PersonReader:
         Scores: 1.0 for an NHS number or local id; 0.5 + 0.45 x mean name similarity for a date-of-birth
         candidate, less the penalties for swapped names and a swapped or near date of birth (so exact
         dates rank first); 0.5 + 0.4 x given-name similarity (+0.05 for the same postcode) for a
-        family-name-only candidate. Ties in id order.
+        family-name-only candidate; :data:`DATE_ONLY_SCORE` for a candidate found on a date of birth
+        with no usable name (narrowed by the query's postcode sector when it has a postcode, less
+        :data:`POSTCODE_SECTOR_PENALTY` when only the sector agrees). Ties in id order.
         """
         found: dict[str, PersonRecord] = {}
 
@@ -359,6 +376,12 @@ class PersonReader:
         return sorted(found.values(), key=lambda r: (-r.score, r.id))
 
     def _by_date_of_birth(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
+        """People born on the query's date (or the day/month-swapped date, less
+        :data:`SWAPPED_DATE_PENALTY`), kept and scored on their names (:meth:`_name_score`).
+
+        With no usable name in the query: narrowed by the postcode when given (:meth:`_near_postcode`),
+        else every one of them at :data:`DATE_ONLY_SCORE` (a valid contract query the gateway never
+        sends)."""
         assert q.date_of_birth is not None
         d = q.date_of_birth
         dates = [(d, 0.0)]
@@ -366,13 +389,34 @@ class PersonReader:
             dates.append((dt.date(d.year, d.day, d.month), SWAPPED_DATE_PENALTY))
         scored: list[PersonRecord] = []
         query = name_features(q.given_name, q.family_name)
+        named = bool(query.given_key or query.family_key)
         for candidate_date, penalty in dates:
             lo, hi = self._date_bounds(candidate_date)
             for record in self._run(conn, self._by_dob, lo=lo, hi=hi):
-                score = self._name_score(record.row, query, near_date=False)
+                score = self._name_score(record.row, query, near_date=False) if named else DATE_ONLY_SCORE
                 if score is not None:
                     scored.append(_scored(record, max(0.0, score - penalty)))
+        if not named and q.postcode:
+            return self._near_postcode(conn, scored, q.postcode)
         return scored
+
+    def _near_postcode(
+        self, conn: sa.Connection, records: list[PersonRecord], postcode: str
+    ) -> list[PersonRecord]:
+        """``records`` whose current address's postcode is ``postcode`` (canonical, "SK1 3XE") or in
+        its sector ("SK1 3"), the others (and those with no current address or postcode) dropped;
+        sector-only ones lose :data:`POSTCODE_SECTOR_PENALTY`. Addresses are read for ``records``
+        (one query per 500 people)."""
+        sector = postcode_sector(postcode)
+        self.load_addresses(conn, records)
+        kept = []
+        for record in records:
+            pc = normalise_postcode(record.address["postcode"]) if record.address else None
+            if pc == postcode:
+                kept.append(record)
+            elif pc and postcode_sector(pc) == sector:
+                kept.append(_scored(record, max(0.0, record.score - POSTCODE_SECTOR_PENALTY)))
+        return kept
 
     def _by_family_name_and_year(self, conn: sa.Connection, q: PersonSearch) -> list[PersonRecord]:
         """Candidates holding the query's family name (or a part of it, or its given name: names
@@ -414,7 +458,7 @@ class PersonReader:
         """
         has_given, has_family = bool(query.given_key), bool(query.family_key)
         if not has_given and not has_family:
-            return None if near_date else 0.8
+            return None  # nothing to score on: _by_date_of_birth handles a query without names
         best: float | None = None
         for gs, fs, swapped in name_agreement(query, row["given_name"], row["family_name"]):
             sims = [s for s, asked in ((gs, has_given), (fs, has_family)) if asked]

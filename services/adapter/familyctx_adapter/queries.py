@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from familycontext.v1 import adapter_pb2
 
-from familyctx.identifiers import normalise_nhs_number, normalise_postcode
+from familyctx.identifiers import is_placeholder_nhs_number, normalise_nhs_number, normalise_postcode
+from familyctx.linkage.normalise import LinkInput, link_features
 from familyctx_adapter.errors import InvalidQuery
 from familyctx_adapter.normalise import clean_text
 
@@ -53,7 +54,12 @@ def _bounded(value: str, field: str, limit: int) -> str:
 
 def person_search_from_request(request: adapter_pb2.FindPeopleRequest, *, today: dt.date) -> PersonSearch:
     """Validate a FindPeopleRequest. Raises InvalidQuery: no usable identifier, oversized strings,
-    impossible or future date of birth, or only a given name/postcode (too broad to search)."""
+    impossible or future date of birth, or only a given name/postcode (too broad to search).
+
+    A family name counts as an identifier only when linkage normalisation
+    (:func:`familyctx.linkage.normalise.link_features`) leaves something to compare ("Mrs", "!!" or
+    "Unknown" alone do not); it is still passed on as given. A date of birth alone is valid (the
+    contract's "any subset"); :mod:`.people` narrows it by postcode when there is no usable name."""
     q = request.query
     given = _bounded(q.given_name, "given_name", MAX_NAME_LENGTH)
     family = _bounded(q.family_name, "family_name", MAX_NAME_LENGTH)
@@ -76,11 +82,24 @@ def person_search_from_request(request: adapter_pb2.FindPeopleRequest, *, today:
     if postcode_raw and postcode is None:
         raise InvalidQuery("postcode is not a UK postcode (e.g. SK1 3XE)")
 
-    if not (nhs or local_id or dob or family):
+    family_usable = bool(family) and bool(
+        link_features(LinkInput(source="", record_id="", family_name=family)).family_key
+    )
+    if not (nhs or local_id or dob or family_usable):
+        if nhs_raw and is_placeholder_nhs_number(nhs_raw):
+            raise InvalidQuery(
+                "nhs_number is a placeholder (one digit repeated, or a run of digits), not an issued NHS "
+                "number; search by family_name/date_of_birth instead"
+            )
         if nhs_raw:
             raise InvalidQuery(
                 "nhs_number fails the NHS number check (10 digits, modulus 11); give a valid one or search "
                 "by family_name/date_of_birth"
+            )
+        if family:
+            raise InvalidQuery(
+                "family_name has nothing to match on once titles, placeholders, punctuation and symbols "
+                "are removed; give the name as recorded, or another identifier"
             )
         raise InvalidQuery(
             "give at least one of nhs_number, local_person_id, date_of_birth or family_name "

@@ -44,6 +44,9 @@ from familyctx_adapter.trust import CallerCheck, ServerTls, load_caller_check, l
 
 __all__ = ["AdapterServer", "AdapterServicer", "build_server", "load_sharing_policy", "serve"]
 
+#: gRPC retry pushback trailer (gRFC A6, "Retry Throttling and Pushback"); "-1" means "do not retry".
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
 log = logging.getLogger("familyctx.adapter")
 R = TypeVar("R")
 SERVICE_NAME = "familycontext.v1.AdapterService"
@@ -144,6 +147,12 @@ class AdapterServicer(adapter_pb2_grpc.AdapterServiceServicer):
                     code.name,
                     elapsed,
                 )
+            if code is grpc.StatusCode.UNAVAILABLE:
+                # The assertion was accepted (and is now in the replay cache): a transparent gRPC retry
+                # would re-send it and be refused as a replay. Tell the gateway's retry policy not to
+                # retry this answer (gRFC A6: a negative pushback stops retries); it reports the council
+                # unavailable instead.
+                context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, "-1"),))
             await context.abort(code, message)
             raise  # unreachable: abort raises
         log.info(

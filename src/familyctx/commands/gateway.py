@@ -134,11 +134,17 @@ def serve_command(
     host: Annotated[str | None, typer.Option(help="Listen host (overrides the config).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port; 0 for any free port.")] = None,
 ) -> None:
-    """Serve the gateway's HTTP API until SIGTERM/SIGINT; prints "gateway ready on http://HOST:PORT"."""
+    """Serve the gateway's HTTP API until SIGTERM/SIGINT; prints "gateway ready on http://HOST:PORT".
+
+    On SIGTERM/SIGINT it stops listening at once (new connections are refused), lets the requests in
+    progress finish and commit their audit records for up to ``listen.shutdown_grace_seconds``
+    (requests still running then are cancelled and get no answer), then closes the adapters' channels
+    and the audit store (uvicorn's graceful shutdown with ``timeout_graceful_shutdown``).
+    """
     import socket
 
     import uvicorn
-    from familyctx_gateway.app import create_app
+    from familyctx_gateway.app import create_app, mark_stopping
     from familyctx_gateway.errors import GatewayConfigError
     from familyctx_gateway.settings import load_settings
 
@@ -170,7 +176,19 @@ def serve_command(
             if self.started:
                 typer.echo(f"gateway ready on http://{settings.listen.host}:{bound_port}")
 
-    server = _Server(uvicorn.Config(app, log_level=settings.log_level.lower(), access_log=False))
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Requests still running when the grace period is over are answered 503, not 500.
+            mark_stopping(app)
+            await super().shutdown(sockets=sockets)
+
+    server = _Server(
+        uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=settings.listen.shutdown_grace_seconds,
+        )
+    )
     server.run(sockets=[sock])
 
 

@@ -32,7 +32,10 @@ Metrics (ground truth positive: two records of different councils with the same 
   are every cross-council pair inside a merged group; their precision and recall.
 
 Targets at the default noise level (0.1): precision of certain pairs >= 0.999 and recall of certain +
-probable pairs >= 0.97 (:data:`TARGETS`).
+probable pairs >= 0.97 (:data:`TARGETS`). They are judged only on a sample big enough to show a miss:
+at least :data:`MIN_CERTAIN_LINKS` certain links for the precision target and :data:`MIN_TRUE_PAIRS`
+true pairs for the recall target (:func:`target_checks`); a smaller world reports "too few pairs to judge
+the targets" (:func:`sample_too_small`), never "targets met".
 """
 
 from __future__ import annotations
@@ -60,7 +63,10 @@ __all__ = [
     "DEFAULT_PEOPLE",
     "GRADES",
     "LIST_CAP",
+    "MIN_CERTAIN_LINKS",
+    "MIN_TRUE_PAIRS",
     "TARGETS",
+    "TargetCheck",
     "Cumulative",
     "Evaluation",
     "GradeStats",
@@ -76,6 +82,8 @@ __all__ = [
     "evaluate_world",
     "grade_metrics",
     "merge_metrics",
+    "sample_too_small",
+    "target_checks",
     "true_pairs",
 ]
 
@@ -89,6 +97,15 @@ DEFAULT_NOISE_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3)
 DEFAULT_PEOPLE = 20_000
 #: Targets at :data:`DEFAULT_NOISE`: name -> lowest acceptable value.
 TARGETS: Mapping[str, float] = {"precision of certain pairs": 0.999, "recall of certain + probable": 0.97}
+#: Fewest certain links on which "precision of certain pairs >= 0.999" is judged: with n links one wrong
+#: link shows as precision 1 - 1/n, so below 1,000 links a single wrong merge already misses the target
+#: and zero wrong cannot tell 0.999 from 0.99 (2 true pairs, both right, would say 1.0000). This is the
+#: resolution the target needs, not a confidence bound: with 0 wrong in n links the one-sided 95% lower
+#: bound on precision is about 1 - 3/n (0.9989 at the default world's ~2,800 links).
+MIN_CERTAIN_LINKS = 1_000
+#: Fewest true pairs on which "recall of certain + probable >= 0.97" is judged (one missed pair shows as
+#: 1 - 1/n; the same 1,000 keeps the two targets on one footing).
+MIN_TRUE_PAIRS = 1_000
 #: Most wrong (or missed) pairs listed in the report; the total is always given.
 LIST_CAP = 50
 #: Cumulative grade sets: label -> grades included.
@@ -547,23 +564,79 @@ class Evaluation:
         return next((r for r in self.results if abs(r.noise - noise) < 1e-9), None)
 
 
+@dataclass(frozen=True, slots=True)
+class TargetCheck:
+    """One target at one noise level: ``name`` (a :data:`TARGETS` key), ``target`` (lowest acceptable),
+    ``value`` (measured; None when nothing to measure), ``sample`` (its denominator: certain links for
+    precision, true pairs for recall, named by ``sample_label``) and ``needed`` (the fewest on which it is
+    judged)."""
+
+    name: str
+    target: float
+    value: float | None
+    sample: int
+    needed: int
+    sample_label: str
+
+    @property
+    def judged(self) -> bool:
+        """The sample is big enough to tell the target met from missed."""
+        return self.sample >= self.needed
+
+    @property
+    def met(self) -> bool:
+        """Judged, and the measured value reaches the target."""
+        return self.judged and self.value is not None and self.value >= self.target
+
+
+def target_checks(result: NoiseResult) -> list[TargetCheck]:
+    """The :data:`TARGETS` measured on ``result`` (in TARGETS order), each with its sample size."""
+    certain = result.cumulative_for("certain")
+    links = certain.true_positives + certain.false_positives
+    measured = {
+        "precision of certain pairs": (certain.precision, links, MIN_CERTAIN_LINKS, "certain links"),
+        "recall of certain + probable": (
+            result.cumulative_for("certain + probable").recall,
+            result.true_pairs,
+            MIN_TRUE_PAIRS,
+            "true pairs",
+        ),
+    }
+    return [TargetCheck(name, target, *measured[name]) for name, target in TARGETS.items()]
+
+
+def sample_too_small(result: NoiseResult) -> str | None:
+    """'too few pairs to judge the targets at noise 0.1: ...' naming each target whose sample is below
+    its minimum (:data:`MIN_CERTAIN_LINKS`, :data:`MIN_TRUE_PAIRS`); None when both can be judged."""
+    short = [c for c in target_checks(result) if not c.judged]
+    if not short:
+        return None
+    parts = "; ".join(
+        f"{c.sample:,} {c.sample_label} (judging {c.name} >= {c.target} needs at least {c.needed:,})"
+        for c in short
+    )
+    return (
+        f"too few pairs to judge the targets at noise {result.noise:g}: {parts}; "
+        f"evaluate a bigger world (the default, {DEFAULT_PEOPLE:,} people, is big enough)"
+    )
+
+
 def check_targets(evaluation: Evaluation) -> list[str]:
-    """Messages for every target (:data:`TARGETS`) missed at the default noise level; [] when all are
-    met or when the default level was not evaluated (nothing to check)."""
+    """Messages for every target (:data:`TARGETS`) missed at the default noise level, then the
+    :func:`sample_too_small` message when a target could not be judged; [] only when every target was
+    judged and met, or when the default level was not evaluated (nothing to check)."""
     result = evaluation.at(DEFAULT_NOISE)
     if result is None:
         return []
-    measured = {
-        "precision of certain pairs": result.cumulative_for("certain").precision,
-        "recall of certain + probable": result.cumulative_for("certain + probable").recall,
-    }
     missed = []
-    for name, target in TARGETS.items():
-        value = measured[name]
-        if value is None or value < target:
-            shown = "n/a (no pairs)" if value is None else f"{value:.4f}"
-            missed.append(f"{name} at noise {DEFAULT_NOISE} is {shown}; the target is at least {target}")
-    return missed
+    for check in target_checks(result):
+        if check.judged and not check.met:
+            shown = "n/a (no pairs)" if check.value is None else f"{check.value:.4f}"
+            missed.append(
+                f"{check.name} at noise {DEFAULT_NOISE} is {shown}; the target is at least {check.target}"
+            )
+    too_small = sample_too_small(result)
+    return [*missed, too_small] if too_small else missed
 
 
 def evaluate(

@@ -21,6 +21,8 @@ from familyctx.linkage.evaluate import (
     NoiseResult,
     PairDetail,
     check_targets,
+    sample_too_small,
+    target_checks,
 )
 
 __all__ = ["guard_rules", "machine_description", "render_report", "write_report"]
@@ -149,7 +151,7 @@ def _model_section(model: Any, thresholds: Any, rules: Sequence[str]) -> list[st
         "A Fellegi-Sunter model: each field's comparison takes the first level (in this order) whose",
         "condition holds; its match weight is log2(m/u), m = P(level | same person),",
         "u = P(level | different people). The null level (a value missing) weighs 0. Figures are read",
-        f"from the packaged model file (`{_model_source(model)}`), trained by `make linkage-train`",
+        f"from the model file evaluated (`{_model_source(model)}`), trained by `make linkage-train`",
         "(Splink, unsupervised: u by random sampling, m by expectation maximisation). Levels too rare",
         "in the synthetic data to train have m (or u) set by hand in `familyctx.linkage.train`; the",
         "last column says which.",
@@ -223,9 +225,29 @@ def _model_section(model: Any, thresholds: Any, rules: Sequence[str]) -> list[st
 
 
 def _model_source(model: Any) -> str:
+    """The model file as the report names it: 'src/familyctx/linkage/data/model.json' for the packaged
+    model (wherever the package is installed), else the path relative to the working directory when
+    under it, else as loaded."""
     source = str(getattr(model, "source", ""))
     marker = "src/familyctx/"
-    return "src/familyctx/" + source.split(marker, 1)[1] if marker in source else Path(source).name
+    if marker in source:
+        return marker + source.split(marker, 1)[1]
+    if _is_packaged(model):
+        return "src/familyctx/linkage/data/model.json"
+    try:
+        return str(Path(source).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return source
+
+
+def _is_packaged(model: Any) -> bool:
+    from familyctx.linkage.model import DATA_DIR, MODEL_FILE
+
+    source = getattr(model, "source", None)
+    try:
+        return source is not None and Path(source).resolve() == (DATA_DIR / MODEL_FILE).resolve()
+    except (OSError, RuntimeError):
+        return False
 
 
 def _prob(value: object) -> str:
@@ -404,25 +426,36 @@ def render_report(
         "postcode forms, ...). Each council's records are read through the adapter's own mapping and the "
         "gateway's conversion, exactly as a query sees them.",
         "",
+        f"Model evaluated: `{_model_source(model)}`"
+        + (" (the packaged model)." if _is_packaged(model) else " (not the packaged model)."),
+        "",
         "## Targets",
         "",
     ]
+    too_small = sample_too_small(default) if default is not None else None
     target_rows = []
-    for name, target in TARGETS.items():
-        if default is None:
-            value = None
-        elif name == "precision of certain pairs":
-            value = default.cumulative_for("certain").precision
-        else:
-            value = default.cumulative_for("certain + probable").recall
-        met = "—" if default is None else ("met" if value is not None and value >= target else "**missed**")
-        target_rows.append([f"{name} at noise {DEFAULT_NOISE:g}", f"≥ {target}", _p(value), met])
+    if default is None:
+        target_rows = [[f"{name} at noise {DEFAULT_NOISE:g}", f"≥ {target}", "—", "—"]
+                       for name, target in TARGETS.items()]
+    else:
+        for check in target_checks(default):
+            if not check.judged:
+                met = f"not judged: {check.sample:,} {check.sample_label}, at least {check.needed:,} needed"
+            else:
+                met = "met" if check.met else "**missed**"
+            target_rows.append(
+                [f"{check.name} at noise {DEFAULT_NOISE:g}", f"≥ {check.target}", _p(check.value), met]
+            )
     out += _table(["target", "required", "measured", ""], target_rows, "lrrl")
     out.append("")
     if default is None:
         out += [f"The default noise level {DEFAULT_NOISE:g} was not evaluated: targets not checked.", ""]
-    elif missed:
-        out += ["**Targets missed**: " + "; ".join(missed) + ".", ""]
+    else:
+        judged_missed = [m for m in missed if m != too_small]
+        if judged_missed:
+            out += ["**Targets missed**: " + "; ".join(judged_missed) + ".", ""]
+        if too_small:
+            out += [f"**Targets not judged**: {too_small}.", ""]
     out += ["## Results", "", METRICS, *_summary(evaluation), ""]
     for r in evaluation.results:
         out += _result_section(r)

@@ -22,18 +22,33 @@ records). They come from SYNTHETIC data only: production should use national nam
 
 Deterministic: DuckDB runs single-threaded, u sampling is seeded, floats are rounded to 12 significant
 digits and JSON keys sorted, so the same world and seed give byte-identical files.
+
+Small worlds: EM can drive a level's m to exactly 0.0 (every pair showing it has a match probability that
+underflows float64), which Splink 5.0 refuses to store (``ValueError: m_probability value 0.0 is below the
+minimum allowed value of 1e-300``). During training such values are clamped to Splink's own
+``M_U_CLAMP_MIN`` (1e-300, the value Splink clamps to when it takes the log, so no match weight changes);
+:data:`M_FLOORS` then applies as usual. A level still untrained afterwards (not observed, or m below
+:data:`MIN_TRAINED_M`) makes training fail with :class:`TrainingError` ("too few records to train"). The
+files are written to a temporary directory beside ``out_dir``, loaded back with
+:meth:`familyctx.linkage.model.LinkModel.load`, and only then moved into ``out_dir``: an invalid or partial
+model is never left there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from familyctx.linkage.comparisons import COMPARISONS, FEATURE_COLUMNS, feature_rows
-from familyctx.linkage.model import MODEL_FILE, TF_FILE
+from familyctx.linkage.model import M_U_CLAMP_MIN, MODEL_FILE, TF_FILE, LinkModel, LinkModelError
 from familyctx.linkage.normalise import link_features
 
 if TYPE_CHECKING:
@@ -44,11 +59,22 @@ __all__ = [
     "BLOCKING_RULES",
     "DETERMINISTIC_RECALL",
     "EM_BLOCKING_RULES",
+    "MIN_TRAINED_M",
     "M_FLOORS",
     "U_UNOBSERVED",
+    "TrainingError",
     "splink_settings",
     "train_model",
+    "untrained_levels",
 ]
+
+
+class TrainingError(ValueError):
+    """Training cannot produce a usable model: fewer than two councils, levels the data is too small to
+    train (the message names them and says "too few records to train"), a model that does not load back,
+    or Splink failing (its error summarised on one line). Nothing is written to the output directory."""
+
+
 
 #: Recall assumed for the deterministic rules that estimate the prior (noise 0.1 removes or corrupts
 #: NHS numbers and names in about one record in ten; measured on the synthetic truth: see the report).
@@ -92,6 +118,7 @@ _DETERMINISTIC_RULES: tuple[str, ...] = (
 M_FLOORS: dict[tuple[str, str], tuple[float, str]] = {
     ("nhs_number", "different"): (1e-3, "a mistyped NHS number that still passes modulus 11"),
     ("given_name", "another given name agrees"): (5e-3, "middle name used as the first name"),
+    ("given_name", "Jaro-Winkler >= 0.80"): (1e-3, "heavier misspellings, transliterations"),
     ("given_name", "different"): (2e-3, "name changed"),
     ("family_name", "Jaro-Winkler >= 0.80"): (3e-3, "heavier misspellings, transliterations"),
     ("family_name", "different"): (1e-2, "family name changed (marriage, adoption, a parent's name)"),
@@ -127,6 +154,12 @@ U_UNOBSERVED: dict[tuple[str, str], tuple[float, str]] = {
     ("postcode", "postcode sector"): (1e-3, "same sector"),
     ("postcode", "postcode district"): (1e-2, "same district"),
 }
+
+#: Smallest m accepted as trained for a level without an :data:`M_FLOORS` entry. m is the share of true
+#: pairs showing the level; no training world (synthetic or real) has 10^9 true pairs, so a smaller m is
+#: EM's extrapolation towards 0 (match weights of -30 and far below: "this level proves different
+#: people"), not an estimate. The packaged model's smallest m is 5e-4.
+MIN_TRAINED_M = 1e-9
 
 _SIGNIFICANT = 12
 _TRAIN_SEED_NOTE = (
@@ -217,32 +250,138 @@ def train_model(world: World, out_dir: Path, *, seed: int = 42) -> Path:
     """Train on ``world`` (a :class:`familyctx.linkage.synthdata.World`) and write ``model.json`` and
     ``term_frequencies.json`` to ``out_dir`` (created). Returns ``out_dir``.
 
-    Deterministic for the same world and seed (byte-identical files). Raises ValueError when the world
-    has fewer than two councils (nothing to link) - Splink's own errors pass through.
+    Deterministic for the same world and seed (byte-identical files). The files are written to a
+    temporary directory beside ``out_dir``, loaded back with :meth:`LinkModel.load` and only then moved
+    into ``out_dir`` (each file replaced by an atomic rename), so ``out_dir`` never holds a partial or
+    invalid model. Raises :class:`TrainingError` (a ValueError) when the world has fewer than two
+    councils, when it is too small to train every level (:func:`untrained_levels`), when the model does
+    not load back, or when Splink fails; OSError when ``out_dir`` cannot be written.
     """
     records = list(world.records)
     if len({r.source for r in records}) < 2:
-        raise ValueError("training needs records of at least two councils")
+        raise TrainingError("training needs records of at least two councils")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings, tf = _train(records, seed)
+    except TrainingError:
+        raise
+    except Exception as exc:  # Splink/DuckDB: summarise on one line (records are never in the message)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise TrainingError(f"Splink training failed ({type(exc).__name__}: {first})") from exc
+    missing = untrained_levels(settings)
+    if missing:
+        raise TrainingError(
+            f"too few records to train {len(missing)} comparison level(s) "
+            f"({'; '.join(missing[:4])}{'; ...' if len(missing) > 4 else ''}): train on a bigger world"
+        )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.training-", dir=out_dir.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would follow the directory into out_dir
+        (staging / MODEL_FILE).write_text(
+            json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        tf_doc = {"note": _TRAIN_SEED_NOTE, "columns": {c: dict(sorted(v.items())) for c, v in tf.items()}}
+        (staging / TF_FILE).write_text(json.dumps(tf_doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        try:
+            LinkModel.load(staging)
+        except LinkModelError as exc:
+            raise TrainingError(f"the trained model does not load back: {exc}") from None
+        _install(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
+
+
+def untrained_levels(settings: dict[str, Any]) -> list[str]:
+    """Levels of a trained settings dict (after :data:`M_FLOORS` and :data:`U_UNOBSERVED`) that the data
+    did not train: "<field> '<label>' (why)" for each non-null level with no m or u (never observed), or
+    with m below :data:`MIN_TRAINED_M` (EM drove it towards 0). [] for a usable model."""
+    out = []
+    for comp in settings.get("comparisons", []):
+        field = comp.get("output_column_name")
+        for level in comp.get("comparison_levels", []):
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            label = f"{field} '{level.get('label_for_charts')}'"
+            if not isinstance(m, (int, float)) and not isinstance(u, (int, float)):
+                out.append(f"{label}: no pair observed")
+            elif not isinstance(m, (int, float)):
+                out.append(f"{label}: no m (no pair in the EM sessions)")
+            elif not isinstance(u, (int, float)):
+                out.append(f"{label}: no u (random sampling saw no pair)")
+            elif m < MIN_TRAINED_M:
+                out.append(f"{label}: m {m:.3g} (EM drove it towards 0)")
+    return out
+
+
+def _train(records: list[LinkInput], seed: int) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Splink training (see the module docstring): (settings after floors, rounded; term frequencies)."""
     linker = splink_linker(records, splink_settings())
     training = linker.training
     training.estimate_probability_two_random_records_match(
         list(_DETERMINISTIC_RULES), recall=DETERMINISTIC_RECALL
     )
     training.estimate_u_using_random_sampling(max_pairs=2e7, seed=seed)
-    for rule in EM_BLOCKING_RULES:
-        training.estimate_parameters_using_expectation_maximisation(rule)
+    with _clamp_em_underflow():
+        for rule in EM_BLOCKING_RULES:
+            training.estimate_parameters_using_expectation_maximisation(rule)
     settings = linker.misc.save_model_to_json()
     settings = _tidy(_apply_floors(settings))
     tf = {}
     for column in sorted({lvl.tf_column for c in COMPARISONS for lvl in c.levels if lvl.tf_column}):
         rows = linker.table_management.compute_tf_table(column).as_record_list()
         tf[column] = {str(r[column]): _round(float(r[f"tf_{column}"])) for r in rows if r[column] is not None}
-    (out_dir / MODEL_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tf_doc = {"note": _TRAIN_SEED_NOTE, "columns": {c: dict(sorted(v.items())) for c, v in tf.items()}}
-    (out_dir / TF_FILE).write_text(json.dumps(tf_doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return out_dir
+    return settings, tf
+
+
+@contextlib.contextmanager
+def _clamp_em_underflow() -> Iterator[None]:
+    """While active, an m or u that Splink's EM maximisation step computes below ``M_U_CLAMP_MIN``
+    (exactly 0.0 when every pair at a level has a match probability that underflows) is clamped to
+    ``M_U_CLAMP_MIN`` before Splink stores it: Splink 5.0's setter raises ValueError on it, yet clamps to
+    that same value when it takes the log, so match weights are as EM meant them. Wraps
+    ``splink.internals.expectation_maximisation.populate_m_u_from_lookup`` (splink 5.0); if a Splink
+    release no longer has it, nothing is wrapped and its own behaviour applies."""
+    from splink.internals import expectation_maximisation as em
+
+    original = getattr(em, "populate_m_u_from_lookup", None)
+    if original is None:
+        yield
+        return
+
+    def clamped(fixed: Any, level: Any, column: str, lookup: dict[str, dict[int, Any]]) -> None:
+        record = lookup.get(column, {}).get(level.comparison_vector_value)
+        if isinstance(record, dict):
+            for key in ("m_probability", "u_probability"):
+                value = record.get(key)
+                if isinstance(value, (int, float)) and value < M_U_CLAMP_MIN:
+                    record[key] = M_U_CLAMP_MIN
+        original(fixed, level, column, lookup)
+
+    setattr(em, "populate_m_u_from_lookup", clamped)  # noqa: B010 (typed as Splink's own function)
+    try:
+        yield
+    finally:
+        setattr(em, "populate_m_u_from_lookup", original)  # noqa: B010
+
+
+def _install(staging: Path, out_dir: Path) -> None:
+    """Move the checked files from ``staging`` into ``out_dir``: the whole directory by one rename when
+    ``out_dir`` is absent or empty, else file by file, each by an atomic ``os.replace`` (term frequencies
+    first, model.json last)."""
+    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
+        try:
+            if out_dir.exists():
+                out_dir.rmdir()
+            os.replace(staging, out_dir)
+            return
+        except OSError:
+            pass  # e.g. another process created a file there meanwhile: replace file by file
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (TF_FILE, MODEL_FILE):
+        os.replace(staging / name, out_dir / name)
 
 
 def _round(value: float) -> float:

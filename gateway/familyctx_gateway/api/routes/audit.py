@@ -184,7 +184,9 @@ async def search_events(
         RecordClassQ | None, Query(description="access, break_glass or ig_access")
     ] = None,
     case_reference: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="At most this many records (1-200)")] = 50,
 ) -> AuditEventsPage:
     """Search the audit log, newest first: by worker (``user``), person (``nhs_number``, or

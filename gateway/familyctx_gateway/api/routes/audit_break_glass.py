@@ -101,7 +101,9 @@ async def review_queue(
         Literal["unreviewed", "reviewed"],
         Query(description="unreviewed (the queue, oldest first) or reviewed (newest first)"),
     ] = "unreviewed",
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="At most this many grants (1-200)")] = 50,
 ) -> BreakGlassQueueResponse:
     """Break-glass grants notified to your council that your council has (not) reviewed: who opened

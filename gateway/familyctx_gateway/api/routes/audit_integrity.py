@@ -172,10 +172,12 @@ async def consistency_proof(
     principal: CurrentPrincipal,
     request_id: RequestId,
     old: Annotated[
-        str, Query(alias="from", description="The older tree size (e.g. of a tree head you kept)")
+        str,
+        Query(alias="from", max_length=20, description="The older tree size (e.g. of a tree head you kept)"),
     ],
     new: Annotated[
-        str | None, Query(alias="to", description="The newer tree size (default: latest signed head)")
+        str | None,
+        Query(alias="to", max_length=20, description="The newer tree size (default: latest signed head)"),
     ] = None,
 ) -> ConsistencyProofResponse:
     """RFC 9162 consistency proof that the log of ``to`` records extends the log of ``from`` records

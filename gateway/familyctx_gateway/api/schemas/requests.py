@@ -7,10 +7,20 @@ import re
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from familyctx.councils import GSS_CODE_PATTERN
-from familyctx.identifiers import normalise_nhs_number, normalise_postcode
+from familyctx.identifiers import is_placeholder_nhs_number, normalise_nhs_number, normalise_postcode
+from familyctx.linkage.normalise import LinkFeatures, LinkInput, link_features
 
 __all__ = [
     "EARLIEST_DATE_OF_BIRTH",
@@ -94,8 +104,41 @@ def _plausible_birth_date(value: dt.date) -> dt.date:
 def _valid_nhs_number(value: str) -> str:
     normalised = normalise_nhs_number(value)
     if normalised is None:
+        if is_placeholder_nhs_number(value):
+            raise ValueError(
+                "is a placeholder (one digit repeated, or a run of digits), not an issued NHS number: "
+                "leave it out when the number is not known"
+            )
         raise ValueError("is not a valid NHS number (10 digits with a correct check digit)")
     return normalised
+
+
+#: Why a search name has nothing to match on (the value itself is never repeated).
+_NOTHING_MATCHABLE = (
+    "has nothing to match on once titles (Mr, Mrs, Dr), placeholders (Baby, Unborn, Unknown), "
+    "punctuation, digits and symbols are removed: give the name as recorded, or leave it out"
+)
+
+
+def _features(*, given_name: str | None = None, family_name: str | None = None) -> LinkFeatures:
+    return link_features(LinkInput(source="", record_id="", given_name=given_name, family_name=family_name))
+
+
+def _matchable_given_name(value: str | None) -> str | None:
+    """A search's given name, refused (ValueError, value-free) when linkage normalisation
+    (:func:`familyctx.linkage.normalise.link_features`) leaves no given name to compare: "!!", an
+    emoji, "Baby", "Mr", "Not known". "Baby Jack" and "Mrs Ann" are kept (jack, ann)."""
+    if value is not None and not _features(given_name=value).given_key:
+        raise ValueError(_NOTHING_MATCHABLE)
+    return value
+
+
+def _matchable_family_name(value: str | None) -> str | None:
+    """A search's family name, refused (ValueError, value-free) when linkage normalisation leaves no
+    family name to compare: "!!", an emoji, "Mrs", "Unknown", "N/K"."""
+    if value is not None and not _features(family_name=value).family_key:
+        raise ValueError(_NOTHING_MATCHABLE)
+    return value
 
 
 def _valid_postcode(value: str) -> str:
@@ -202,7 +245,10 @@ class SearchRequest(_Request):
     """``POST /v1/searches``: identifiers to search every council for.
 
     At least one of: ``nhs_number``; ``family_name``; ``given_name`` with ``date_of_birth``;
-    ``date_of_birth`` with ``postcode``.
+    ``date_of_birth`` with ``postcode`` (data minimisation: never a date of birth alone). A name counts
+    only when something matchable is left after linkage normalisation (titles, placeholders such as
+    "Baby", punctuation and symbols removed); a name with nothing left is refused (422 on that field),
+    so no query reaching a council is broader than these combinations.
     """
 
     purpose: Purpose
@@ -213,6 +259,16 @@ class SearchRequest(_Request):
     date_of_birth: DateOfBirth | None = None
     postcode: PostcodeText | None = None
     break_glass_id: BreakGlassId | None = None
+
+    @field_validator("given_name")
+    @classmethod
+    def _given_matchable(cls, value: str | None) -> str | None:
+        return _matchable_given_name(value)
+
+    @field_validator("family_name")
+    @classmethod
+    def _family_matchable(cls, value: str | None) -> str | None:
+        return _matchable_family_name(value)
 
     @model_validator(mode="after")
     def _enough_to_search(self) -> SearchRequest:

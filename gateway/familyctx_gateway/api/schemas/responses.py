@@ -54,7 +54,8 @@ class SourceState(StrEnum):
     unavailable = "unavailable"
     timed_out = "timed_out"
     refused = "refused"  # the adapter refused the gateway's certificate or assertion, or the requester
-    error = "error"
+    error = "error"  # also: an answer larger than the size limit, or malformed (see detail)
+    circuit_open = "circuit_open"  # not asked: its circuit breaker is open after repeated failures
     unknown = "unknown"  # only in GET /v1/sources, before the council was first asked
 
 
@@ -82,6 +83,7 @@ class CouncilSearchState(StrEnum):
     timed_out = "timed_out"
     refused = "refused"
     error = "error"
+    circuit_open = "circuit_open"  # not asked: the council's circuit breaker is open
 
 
 class MatchGrade(StrEnum):
@@ -218,8 +220,24 @@ class MatchEvidence(BaseModel):
     rules: list[str] = Field(default_factory=list)
 
 
+class FieldConflict(BaseModel):
+    """Records of one merged person disagree on a field: every value shown, none chosen.
+
+    ``field``: nhs_number | given_name | family_name | date_of_birth | sex | address; ``values``: each
+    distinct value as recorded (dates ISO 8601); ``sources[i]``: the records holding ``values[i]``.
+    In a search ``Candidate`` and a family-context ``FamilyPerson``."""
+
+    field: str
+    values: list[str]
+    sources: list[list[RecordRef]]  # sources[i] recorded values[i]
+
+
 class PossibleMatch(BaseModel):
-    """A probable or possible match, shown for the worker to confirm; never merged."""
+    """A probable or possible match, shown for the worker to confirm; never merged.
+
+    In a search, ``candidate_id`` names the other candidate and ``record`` is null; in a family
+    context, ``record`` is the other council's record and ``candidate_id`` is null (one shape for both
+    answers; docs/gateway-api.md)."""
 
     candidate_id: str | None = None  # search: the other candidate
     record: PersonRecord | None = None  # family context: the other council's record
@@ -231,12 +249,15 @@ class Candidate(BaseModel):
     """A search result: one person, possibly recorded in several councils (linked only when certain).
 
     ``match_grade`` is ``certain`` when several records were merged, ``None`` for a single record.
+    ``conflicts``: fields on which the merged records disagree (two dates of birth, two spellings),
+    every value with the records holding it, none resolved; [] for a single record.
     """
 
     candidate_id: str
     match_grade: MatchGrade | None = None
     records: list[PersonRecord]
     evidence: list[MatchEvidence] = Field(default_factory=list)
+    conflicts: list[FieldConflict] = Field(default_factory=list)
     possible_matches: list[PossibleMatch] = Field(default_factory=list)
 
 
@@ -262,14 +283,6 @@ class SearchResponse(BaseModel):
     break_glass: BreakGlassInUse | None = _BREAK_GLASS
     candidates: list[Candidate]
     sources: list[SourceStatus]
-
-
-class FieldConflict(BaseModel):
-    """Records of one merged person disagree on a field: every value shown, none chosen."""
-
-    field: str
-    values: list[str]
-    sources: list[list[RecordRef]]  # sources[i] recorded values[i]
 
 
 class PersonDatasetState(BaseModel):
