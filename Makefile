@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 FCTX   := $(VENV)/bin/familyctx
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv protos protos-check proto-lint demo certs thirdparty-oidc test test-fast lint typecheck bench bench-full deploy-check linkage-eval linkage-train clean
+.PHONY: help venv protos protos-check proto-lint demo certs thirdparty-oidc test test-fast lint typecheck bench bench-full deploy-check linkage-eval linkage-train load clean
 
 help:
 	@echo "make demo          build what is needed, start a three-council federation on 127.0.0.1, run a sample query"
 	@echo "make test          run the whole test suite (unit, integration, end-to-end; SQLite and PostgreSQL)"
 	@echo "make bench         run the benchmarks and print figures (see docs/benchmarks.md)"
+	@echo "make load          50 simulated workers, 60 s per scenario: healthy, a council dead and one slow, fan-out 5/20/50"
 	@echo "make linkage-eval  score the linker against synthetic ground truth at several noise levels; writes docs/linkage.md"
 	@echo "make linkage-train retrain the linkage model (Splink) on synthetic data; writes src/familyctx/linkage/data/"
 	@echo "make certs         write a development CA and mTLS certificates to var/dev-pki (kept if present)"
@@ -74,6 +75,10 @@ bench: $(STAMP)
 	$(PY) scripts/bench_audit.py --records 20000 --verify-size 100000 --proof-sizes 1000,100000
 	$(PY) scripts/bench_audit_index.py 20000
 	$(PY) scripts/bench_linkage.py --candidates 10,100,1000
+
+# Load and fan-out (issue 6; not part of make test): data cached in var/load/, figures in docs/benchmarks.md.
+load: $(STAMP)
+	$(PY) scripts/load.py --seconds 60 --workers 50
 
 bench-full: $(STAMP)
 	test -f var/bench/stockport.sqlite || $(FCTX) synth --out var/bench --people 1000000 --council stockport

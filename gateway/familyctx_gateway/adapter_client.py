@@ -19,6 +19,13 @@ backoff and jitter, within the call's deadline). A :class:`~familyctx_gateway.br
 per adapter answers ``circuit_open`` at once, with no network call, after repeated failures. An answer
 larger than ``max_answer_mib`` (gRPC RESOURCE_EXHAUSTED) or one that does not parse ends in ``error``
 with a detail that says so.
+
+The council registry and health watching (:mod:`familyctx_gateway.registry`,
+:mod:`familyctx_gateway.health`): a :class:`Federation` is an immutable snapshot of the councils;
+:meth:`Federation.updated` makes the next one, keeping the clients of unchanged councils (their
+breakers, Describe cache and health) and retiring the others, whose channels are closed by
+:meth:`AdapterClient.close` once no request can still use them. A council whose adapter reports
+NOT_SERVING (grpc.health.v1) is ``unavailable`` at once, with no data call.
 """
 
 from __future__ import annotations
@@ -36,11 +43,13 @@ from typing import Any, Protocol
 
 import grpc
 from familycontext.v1 import adapter_pb2, adapter_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from familyctx.trust.assertion import ASSERTION_METADATA_KEY, AssertionSigner, Requester
 from familyctx_gateway.adapter_trust import ClientTls, channel_options
 from familyctx_gateway.api.schemas import SourceState
 from familyctx_gateway.breaker import CallEnd, CircuitBreaker
+from familyctx_gateway.health import HealthRecord, HealthStatus
 from familyctx_gateway.settings import AdapterTarget, ResilienceSettings
 
 __all__ = [
@@ -49,6 +58,8 @@ __all__ = [
     "CallResult",
     "Federation",
     "GrpcTransport",
+    "NOT_SERVING_DETAIL",
+    "REMOVED_DETAIL",
     "RequestBudget",
     "SourceRecord",
     "TransportFactory",
@@ -75,6 +86,11 @@ MIN_CALL_MS = 50
 
 #: The gRPC service whose every method is a read (idempotent): all may be retried.
 ADAPTER_SERVICE = "familycontext.v1.AdapterService"
+
+#: The detail of a council not asked because its adapter reports NOT_SERVING (grpc.health.v1).
+NOT_SERVING_DETAIL = "not asked: its adapter reports not serving (grpc.health.v1)"
+#: The detail of a call to a council removed from the registry after its channel was closed.
+REMOVED_DETAIL = "not asked: the council was removed from the registry"
 
 
 class RequestBudget:
@@ -165,6 +181,14 @@ class AdapterTransport(Protocol):
     async def close(self) -> None: ...
 
 
+class HealthCheckingTransport(Protocol):
+    """A transport that can also ask grpc.health.v1 ``Check`` for ``service``: returns the
+    ``HealthCheckResponse.ServingStatus`` number; raises as the data calls do. Optional: a transport
+    without ``check_health`` is reported ``not_served``."""
+
+    async def check_health(self, service: str, *, deadline_seconds: float) -> int: ...
+
+
 class GrpcTransport:
     """A ``grpc.aio`` secure channel to ``address`` with ``credentials`` (mutual TLS) and channel
     ``options`` (e.g. ``grpc.ssl_target_name_override``). There is no plaintext variant."""
@@ -183,6 +207,17 @@ class GrpcTransport:
 
     async def get_family_context(self, request: Any, *, deadline_seconds: float, metadata: Metadata) -> Any:
         return await self._stub.GetFamilyContext(request, timeout=deadline_seconds, metadata=metadata)
+
+    async def check_health(self, service: str, *, deadline_seconds: float) -> int:
+        """grpc.health.v1 ``Check`` of ``service`` on this channel (no assertion: Health is not data)."""
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=deadline_seconds)
+        return int(answer.status)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run (the channel is SHUTDOWN)."""
+        return self._channel.get_state() is grpc.ChannelConnectivity.SHUTDOWN
 
     async def close(self) -> None:
         await self._channel.close()
@@ -205,6 +240,10 @@ class CallResult:
     detail: str | None = None
     response: Any = None
     not_found: bool = False
+    #: The adapter rejected the question itself (INVALID_ARGUMENT, OUT_OF_RANGE): the council is working,
+    #: so this does not count against its circuit breaker (one worker's odd query must not cut a council
+    #: off for everyone).
+    rejected_query: bool = False
 
     @property
     def ok(self) -> bool:
@@ -242,6 +281,10 @@ _CLOSED_MARKERS = ("socket closed",)
 
 #: The detail of an answer whose bytes do not parse as the contract's message.
 MALFORMED_ANSWER = "malformed answer: its bytes are not the contract's message"
+
+
+#: gRPC codes by which an adapter rejects the question, not fails to answer it.
+_REJECTED_QUERY_CODES = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE})
 
 
 def _describe_failure(
@@ -322,6 +365,14 @@ class AdapterClient:
         self.signer = signer
         self.breaker = breaker or CircuitBreaker(target.resilience.breaker)
         self.last = SourceRecord()
+        #: The last grpc.health.v1 check (:mod:`familyctx_gateway.health`).
+        self.health = HealthRecord()
+        #: Calls on the network now; retired clients are closed only when none is left.
+        self.in_flight = 0
+        #: True once the channel is closed (the council was removed from the registry).
+        self.closed = False
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._describe: tuple[float, Any] | None = None
 
     @property
@@ -339,10 +390,16 @@ class AdapterClient:
 
         Not called at all (no hook, no assertion, no network): ``timed_out`` when less than
         :data:`MIN_CALL_MS` is left of the request's :class:`RequestBudget`; ``circuit_open`` while the
-        adapter's breaker is open (or its one half-open trial is in flight).
+        adapter's breaker is open (or its one half-open trial is in flight); ``unavailable`` while the
+        adapter reports NOT_SERVING (:data:`NOT_SERVING_DETAIL`), or once the client is closed
+        (:data:`REMOVED_DETAIL`).
         """
         deadline_ms = self.target.deadline_ms
         request_id = requester.request_id
+        if self.closed:
+            return self._not_called(method, request_id, SourceState.unavailable, REMOVED_DETAIL)
+        if self.health.status is HealthStatus.not_serving:
+            return self._not_called(method, request_id, SourceState.unavailable, NOT_SERVING_DETAIL)
         budget = RequestBudget.current()
         capped: RequestBudget | None = None
         if budget is not None:
@@ -369,12 +426,18 @@ class AdapterClient:
                 SourceState.circuit_open,
                 f"not asked: circuit open after {view.failures} failed calls in a row; {when}",
             )
+        self.in_flight += 1
+        self._idle.clear()
         try:
             result = await self._call(method, request, requester, deadline_ms, capped)
         except BaseException:
             self.breaker.record(CallEnd.inconclusive)  # cancelled, or the hook refused: frees a trial
             raise
-        if result.state in (SourceState.ok, SourceState.refused):
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+        if result.state in (SourceState.ok, SourceState.refused) or result.rejected_query:
             self.breaker.record(CallEnd.success)
         elif result.state is SourceState.timed_out and capped is not None:
             self.breaker.record(CallEnd.inconclusive)
@@ -439,7 +502,14 @@ class AdapterClient:
                     budget=capped,
                     max_answer_mib=self.target.resilience.max_answer_mib,
                 )
-                result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
+                result = CallResult(
+                    self.gss_code,
+                    self.target.name,
+                    state,
+                    _ms_since(started),
+                    detail,
+                    rejected_query=exc.code() in _REJECTED_QUERY_CODES,
+                )
         except (TimeoutError, OSError) as exc:
             state, detail = _describe_failure(exc, deadline_ms, self.target.name, budget=capped)
             result = CallResult(self.gss_code, self.target.name, state, _ms_since(started), detail)
@@ -470,6 +540,47 @@ class AdapterClient:
         )
         return result
 
+    def cached_describe(self) -> Any | None:
+        """The last good DescribeResponse, however old (None before the first): for dataset freshness."""
+        return self._describe[1] if self._describe is not None else None
+
+    async def check_health(self) -> HealthRecord:
+        """Ask the adapter's grpc.health.v1 ``Check`` for the AdapterService (deadline: the target's
+        ``deadline_ms``), keep the result as :attr:`health` and return it. Never raises; a failed check
+        is ``no_answer`` (see :class:`~familyctx_gateway.health.HealthStatus`)."""
+        checker = getattr(self.transport, "check_health", None)
+        now = dt.datetime.now(dt.UTC)
+        if self.closed:
+            return self.health
+        if checker is None:
+            self.health = HealthRecord(HealthStatus.not_served, now, "the transport has no health check")
+            return self.health
+        seconds = self.target.deadline_ms / 1000
+        try:
+            async with asyncio.timeout(seconds + 0.5):
+                status = await checker(ADAPTER_SERVICE, deadline_seconds=seconds)
+        except grpc.aio.AioRpcError as exc:
+            record = _health_failure(exc, self.target.deadline_ms)
+        except (TimeoutError, OSError):
+            record = HealthRecord(
+                HealthStatus.no_answer, None, f"no answer within the {self.target.deadline_ms} ms deadline"
+            )
+        else:
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                record = HealthRecord(HealthStatus.serving)
+            elif status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                record = HealthRecord(HealthStatus.not_serving, None, "the adapter reports not serving")
+            else:
+                record = HealthRecord(HealthStatus.unknown, None, "the adapter reports its status unknown")
+        self.health = replace(record, checked_at=dt.datetime.now(dt.UTC))
+        return self.health
+
+    async def close(self) -> None:
+        """Refuse new calls (:data:`REMOVED_DETAIL`), wait for the calls in flight, close the channel."""
+        self.closed = True
+        await self._idle.wait()
+        await self.transport.close()
+
     async def describe(
         self, *, requester: Requester, cache_seconds: float
     ) -> tuple[Any | None, CallResult | None]:
@@ -483,6 +594,21 @@ class AdapterClient:
             return (self._describe[1] if self._describe is not None else None), result
         self._describe = (now, result.response)
         return result.response, result
+
+
+def _health_failure(exc: grpc.aio.AioRpcError, deadline_ms: int) -> HealthRecord:
+    code = exc.code()
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return HealthRecord(HealthStatus.not_served, None, "the adapter does not serve grpc.health.v1")
+    if code == grpc.StatusCode.NOT_FOUND:
+        detail = f"the adapter does not report on {ADAPTER_SERVICE}"
+        return HealthRecord(HealthStatus.not_served, None, detail)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return HealthRecord(HealthStatus.no_answer, None, f"no answer within the {deadline_ms} ms deadline")
+    if code == grpc.StatusCode.UNAVAILABLE:
+        _state, detail = _describe_failure(exc, deadline_ms)
+        return HealthRecord(HealthStatus.no_answer, None, detail)
+    return HealthRecord(HealthStatus.no_answer, None, f"health check answered {code.name}")
 
 
 def _ms_since(started: float) -> int:
@@ -504,13 +630,26 @@ def grpc_transport_factory(tls: ClientTls) -> TransportFactory:
     return factory
 
 
+def _request_deadline_ms(targets: Sequence[AdapterTarget]) -> int:
+    """The ``resilience`` section's request deadline, or twice the longest adapter ``deadline_ms``."""
+    if not targets:
+        return 4000
+    return targets[0].resilience.request_deadline_ms or 2 * max(t.deadline_ms for t in targets)
+
+
 @dataclass
 class Federation:
     """The configured councils' adapters, in configuration order; ``request_deadline_ms``: the budget of
-    each request's calls (:class:`RequestBudget`; the ``resilience`` section's)."""
+    each request's calls (:class:`RequestBudget`; the ``resilience`` section's).
+
+    A snapshot: a request keeps the one it started with. The council registry replaces it by
+    :meth:`updated` (``transport_factory`` and ``signer`` make the clients of councils added later).
+    """
 
     clients: dict[str, AdapterClient] = field(default_factory=dict)
     request_deadline_ms: int = 4000
+    transport_factory: TransportFactory | None = None
+    signer: AssertionSigner | None = None
 
     @classmethod
     def open(
@@ -527,14 +666,43 @@ class Federation:
         """
         targets = list(targets)
         if not targets:
-            return cls({})
+            return cls({}, transport_factory=transport_factory, signer=signer)
         if signer is None:
             raise ValueError("adapters need an assertion signer")
         clients = {t.gss_code: AdapterClient(t, transport_factory(t), signer) for t in targets}
-        budget = targets[0].resilience.request_deadline_ms or 2 * max(t.deadline_ms for t in targets)
-        return cls(clients, budget)
+        return cls(clients, _request_deadline_ms(targets), transport_factory, signer)
+
+    def updated(self, targets: Iterable[AdapterTarget]) -> tuple[Federation, list[AdapterClient]]:
+        """The next snapshot, for ``targets`` (in their order), and the clients it no longer holds.
+
+        A council whose entry is unchanged keeps its client (breaker, Describe cache, health, channel);
+        a new council, or one whose entry changed in any field, gets a new client (its channel connects
+        on first use); the clients returned (councils removed or changed) are not closed here: the
+        caller closes them (:meth:`AdapterClient.close`) once no request can still use them. Raises
+        ``ValueError`` when there are targets but no ``transport_factory`` / ``signer``.
+        """
+        targets = list(targets)
+        if targets and (self.transport_factory is None or self.signer is None):
+            raise ValueError("adapters need a transport factory and an assertion signer")
+        clients: dict[str, AdapterClient] = {}
+        retired: list[AdapterClient] = []
+        for target in targets:
+            old = self.clients.get(target.gss_code)
+            if old is not None and old.target.model_dump() == target.model_dump():
+                clients[target.gss_code] = old
+                continue
+            assert self.transport_factory is not None and self.signer is not None
+            clients[target.gss_code] = AdapterClient(target, self.transport_factory(target), self.signer)
+            if old is not None:
+                retired.append(old)
+        retired += [c for code, c in self.clients.items() if code not in clients]
+        return (
+            Federation(clients, _request_deadline_ms(targets), self.transport_factory, self.signer),
+            retired,
+        )
 
     async def close(self) -> None:
+        """Close every client's channel (at shutdown)."""
         await asyncio.gather(*(c.transport.close() for c in self.clients.values()))
 
     def __contains__(self, gss_code: object) -> bool:

@@ -4,10 +4,14 @@ Nothing connects at import. :func:`create_app` reads the trust material the sett
 gateway's mTLS client identity and the assertion signing key) and the record-linkage model
 (``linkage.model_path``, else the packaged one); a missing or unusable file raises
 :class:`~familyctx_gateway.errors.GatewayConfigError` there, before anything serves. At startup
-(lifespan) the app opens one mutual-TLS gRPC channel per configured adapter, brings the audit schema to
+(lifespan) the app opens the council registry (:mod:`familyctx_gateway.registry`: the ``registry_file``,
+watched for changes, or the inline ``adapters``) with one mutual-TLS gRPC channel per adapter (connected
+on first use), starts the health watch of every adapter (:mod:`familyctx_gateway.health`), brings the
+audit schema to
 the current Alembic revision (``audit.auto_migrate``) or refuses to start when it is not there, starts
 the audit log's group-commit writer and tree-head signing, and tries once to load every trusted
-issuer's JWKS; at shutdown it closes them (queued audit records are committed, a last tree head signed).
+issuer's JWKS; at shutdown it stops the watches and closes them (queued audit records are committed, a
+last tree head signed).
 Searches and family-context requests each hold an in-flight slot (``limits``, see
 :mod:`familyctx_gateway.limits`); past a limit they are answered 429 with ``Retry-After``. Graceful
 shutdown (SIGTERM: requests in progress finish within ``listen.shutdown_grace_seconds``, then the
@@ -45,9 +49,11 @@ from familyctx_gateway.auth import TokenValidator, TrustedIssuers
 from familyctx_gateway.break_glass import BreakGlassStore
 from familyctx_gateway.break_glass_use import BreakGlassUses
 from familyctx_gateway.errors import GatewayConfigError, install_error_handlers
+from familyctx_gateway.health import HealthWatch
 from familyctx_gateway.limits import InFlightLimits, family_context_slot, search_slot
 from familyctx_gateway.linkage import load_linker
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
+from familyctx_gateway.registry import CouncilRegistry
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings
 
 __all__ = ["GatewayContext", "StoppingAnswers", "create_app", "mark_stopping"]
@@ -55,10 +61,13 @@ __all__ = ["GatewayContext", "StoppingAnswers", "create_app", "mark_stopping"]
 
 @dataclass
 class GatewayContext:
-    """What request handlers need, built once per process in the lifespan (see api/deps.py)."""
+    """What request handlers need, built once per process in the lifespan (see api/deps.py).
+
+    ``councils``: the council registry; :attr:`federation` is its current snapshot, which a request
+    reads once, when it starts, and keeps."""
 
     settings: GatewaySettings
-    federation: Federation
+    councils: CouncilRegistry
     audit: AuditStore
     jwks: TrustedIssuers
     tokens: TokenValidator
@@ -81,6 +90,11 @@ class GatewayContext:
         self.limits = InFlightLimits.from_settings(self.settings.limits)
         self.grants = BreakGlassStore(self.audit.engine, self.audit)
         self.grant_uses = BreakGlassUses(self.grants)
+
+    @property
+    def federation(self) -> Federation:
+        """The councils' adapters now (a snapshot: councils added or removed later are not in it)."""
+        return self.councils.federation
 
 
 def mark_stopping(app: FastAPI) -> None:
@@ -160,8 +174,9 @@ def create_app(
     channel with ``settings.adapter_tls``); ``oidc_http`` replaces the HTTP client used for OIDC
     discovery and JWKS (default: a new httpx client). Raises
     :class:`~familyctx_gateway.errors.GatewayConfigError` when a file named by ``adapter_tls`` or
-    ``assertion`` cannot be read or used, the access policy (``access_policy_file``) is invalid, or the
-    linkage model (``linkage.model_path``) cannot be loaded.
+    ``assertion`` cannot be read or used, the council registry (``registry_file``) is missing or
+    invalid, the access policy (``access_policy_file``) is invalid, or the linkage model
+    (``linkage.model_path``) cannot be loaded.
     """
     configure_logging(settings.log_level)
     access = AccessPolicy.load(settings.access_policy_file)  # a broken policy stops the gateway here
@@ -170,6 +185,7 @@ def create_app(
     audit_signer = load_tree_head_signer(settings.audit)  # an unusable key stops the gateway here
     assertion_jwks = published_jwks(settings, signer)
     factory = transport_factory or _mutual_tls_transports(settings)
+    CouncilRegistry.check(settings)  # so does a missing or invalid registry file
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,16 +193,22 @@ def create_app(
         audit = AuditStore(settings.audit, signer=audit_signer)
         try:
             await asyncio.to_thread(audit.prepare)  # SchemaNotCurrent: run `familyctx gateway migrate`
+            councils = CouncilRegistry.open(settings, factory, signer=signer)  # channels connect on first use
         except BaseException:
             audit.dispose()
             raise
         await audit.start()
-        federation = Federation.open(settings.adapters, factory, signer=signer)
+        watch = HealthWatch(
+            poll_seconds=settings.health_poll_seconds, describe_cache_seconds=settings.describe_cache_seconds
+        )
+        councils.on_change = lambda federation: watch.sync(list(federation.clients.values()))
+        watch.sync(list(councils.federation.clients.values()))
+        await councils.start()
         jwks = TrustedIssuers(settings.oidc, http=http)
         await jwks.refresh(force=True)  # best effort: an issuer may start after the gateway
         app.state.gateway = GatewayContext(
             settings,
-            federation,
+            councils,
             audit,
             jwks,
             TokenValidator(jwks),
@@ -198,7 +220,8 @@ def create_app(
         try:
             yield
         finally:
-            await federation.close()
+            await watch.stop()
+            await councils.close()
             await audit.close()  # commits what is queued, signs a last tree head
             audit.dispose()
             if oidc_http is None:

@@ -40,6 +40,7 @@ __all__ = [
     "BreakGlassSettings",
     "BreakerSettings",
     "GatewaySettings",
+    "IgContact",
     "LinkageSettings",
     "LimitsSettings",
     "LinkageThresholds",
@@ -221,6 +222,26 @@ class ResilienceSettings(_Section):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
 
 
+#: A dataset id as the contract names them (``csc``, ``early_help``).
+_DATASET_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: An email address, checked loosely (one ``@``, a dot in the domain, no spaces); RFC 5321 length limit.
+_EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class IgContact(_Section):
+    """A council's information governance contact: ``name`` (1-100 characters) and ``email``."""
+
+    name: str = Field(min_length=1, max_length=100)
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value):
+            raise ValueError("must be an email address, for example ig@council.gov.uk")
+        return value
+
+
 class AdapterTarget(_Section):
     """One council's adapter: where it listens and how long the gateway waits for each call.
 
@@ -243,6 +264,19 @@ class AdapterTarget(_Section):
     #: The DNS name the adapter's server certificate must carry, when it is not the host of ``address``
     #: (sets ``grpc.ssl_target_name_override``), e.g. ``adapter-e08000007.familyctx.local``.
     tls_server_name: str | None = None
+    #: Datasets the council offers (ids such as ``csc``, ``housing``): informational, for the registry;
+    #: what an adapter really holds is what its Describe says.
+    datasets: list[str] = Field(default_factory=list, max_length=100)
+    #: The council's information governance contact (the council registry, docs/deployment.md).
+    ig_contact: IgContact | None = None
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_ids(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if not _DATASET_ID.fullmatch(d)]
+        if bad:
+            raise ValueError("dataset ids are 1-64 letters, digits, '_' or '-', for example csc, early_help")
+        return value
 
     @field_validator("tls_server_name")
     @classmethod
@@ -411,7 +445,15 @@ class GatewaySettings(BaseSettings):
     adapter_tls: AdapterTlsSettings | None = None
     #: Trusted issuers. YAML: one mapping (a single issuer, the original shape) or a list of them.
     oidc: list[OidcSettings] = Field(default_factory=lambda: [OidcSettings()], min_length=1)
+    #: The councils, inline (the original shape). Either this or ``registry_file``, not both.
     adapters: list[AdapterTarget] = Field(default_factory=list)
+    #: The council registry: a YAML file (``councils:``, a list of adapters' entries) re-read while the
+    #: gateway runs (:mod:`familyctx_gateway.registry`). When set, ``adapters`` must be empty.
+    registry_file: Path | None = None
+    #: How often the registry file is checked for a change (seconds; also on SIGHUP).
+    registry_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    #: How often each adapter's grpc.health.v1 status is asked (seconds; :mod:`familyctx_gateway.health`).
+    health_poll_seconds: float = Field(default=10.0, gt=0, le=3600)
     #: In-flight data requests per worker and overall (429 with Retry-After beyond them).
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     #: Requests with a larger body are refused with 413.
@@ -465,9 +507,20 @@ class GatewaySettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_source_of_councils(self) -> GatewaySettings:
+        if self.registry_file is not None and self.adapters:
+            raise ValueError(
+                "adapters and registry_file are both set; list the councils in one place: the registry "
+                "file (re-read while the gateway runs) or inline adapters (read at start-up only)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _adapters_share_resilience(self) -> GatewaySettings:
         # Each target carries the gateway's section, so the adapter client needs nothing else.
-        if self.resilience.request_deadline_ms is None:
+        # With a registry the councils change while the gateway runs: an unset request deadline stays
+        # unset and is worked out from the registry's longest deadline_ms each time it is loaded.
+        if self.resilience.request_deadline_ms is None and self.registry_file is None:
             longest = max((t.deadline_ms for t in self.adapters), default=2000)
             self.resilience = self.resilience.model_copy(update={"request_deadline_ms": 2 * longest})
         for target in self.adapters:
@@ -477,7 +530,7 @@ class GatewaySettings(BaseSettings):
     @model_validator(mode="after")
     def _adapters_need_trust(self) -> GatewaySettings:
         # The gateway never calls an adapter without mutual TLS and a signed assertion.
-        if self.adapters:
+        if self.adapters or self.registry_file is not None:
             missing = [name for name in ("adapter_tls", "assertion") if getattr(self, name) is None]
             if missing:
                 raise ValueError(

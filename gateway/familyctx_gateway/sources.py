@@ -1,17 +1,48 @@
-"""Per-request bookkeeping of each council's state, and the ``sources`` list every answer carries."""
+"""Per-request bookkeeping of each council's state, and the ``sources`` list every answer carries.
+
+Dataset freshness comes from each council's Describe: the one made in the request when there was one,
+else the last one the gateway holds (asked by the health watch or an earlier request). A council that
+answered but whose Describe says a dataset is stale (refreshed longer ago than it promised) is still
+``ok``, with a ``detail`` naming the stale datasets (:func:`stale_detail`), so the answer, and the
+audit record, which keeps each council's state and detail, say the data may be out of date.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from familyctx_gateway.adapter_client import CallResult, Federation, RequestBudget, SourceRecord
-from familyctx_gateway.api.schemas import SourceState, SourceStatus, SourceSummary
+from familyctx_gateway.adapter_client import (
+    NOT_SERVING_DETAIL,
+    CallResult,
+    Federation,
+    RequestBudget,
+    SourceRecord,
+)
+from familyctx_gateway.api.schemas import DatasetFreshness, SourceState, SourceStatus, SourceSummary
+from familyctx_gateway.api.schemas.responses import (
+    AdapterHealth,
+    CouncilContact,
+    RegistrySummary,
+)
 from familyctx_gateway.breaker import BreakerState
 from familyctx_gateway.convert import dataset_freshness
+from familyctx_gateway.health import HealthStatus
 
-__all__ = ["SourceTracker", "source_summaries"]
+if TYPE_CHECKING:
+    from familyctx_gateway.registry import CouncilRegistry
+
+__all__ = ["SourceTracker", "registry_summary", "source_summaries", "stale_detail"]
+
+
+def stale_detail(datasets: list[DatasetFreshness]) -> str | None:
+    """``"stale data: csc, housing not refreshed within their promised interval"`` for the stale
+    datasets among ``datasets`` (ids only), or None when none is stale."""
+    stale = [d.dataset_id for d in datasets if d.stale]
+    if not stale:
+        return None
+    return f"stale data: {', '.join(stale)} not refreshed within the promised interval"
 
 
 class SourceTracker:
@@ -57,13 +88,17 @@ class SourceTracker:
         return all(self._state(code)[0] is SourceState.ok for code in self._results)
 
     def statuses(self, describes: Mapping[str, Any] | None = None) -> list[SourceStatus]:
-        """One :class:`SourceStatus` per configured council, in configuration order."""
+        """One :class:`SourceStatus` per configured council, in configuration order, with its datasets'
+        freshness (``describes``, else the client's last Describe); an ``ok`` council with stale
+        datasets says so in ``detail``."""
         now = dt.datetime.now(dt.UTC)
         out = []
         for code, client in self._federation.clients.items():
             state, detail, latency = self._state(code)
-            described = (describes or {}).get(code)
+            described = (describes or {}).get(code) or client.cached_describe()
             datasets = [dataset_freshness(d, now) for d in described.datasets] if described else []
+            if state is SourceState.ok and detail is None:
+                detail = stale_detail(datasets)
             out.append(
                 SourceStatus(
                     gss_code=code,
@@ -78,16 +113,19 @@ class SourceTracker:
 
 
 def source_summaries(federation: Federation, describes: Mapping[str, Any]) -> list[SourceSummary]:
-    """``GET /v1/sources``: each council's last known state, datasets and freshness; while a council's
-    circuit breaker is open, ``circuit_open`` with the failures counted and the seconds to the next
-    trial call."""
+    """``GET /v1/sources``: each council's last known state, datasets and freshness, its last health
+    check and its registry entry's datasets and IG contact; while its adapter reports NOT_SERVING,
+    ``unavailable`` (not asked); while its circuit breaker is open, ``circuit_open`` with the failures
+    counted and the seconds to the next trial call."""
     now = dt.datetime.now(dt.UTC)
     out = []
     for code, client in federation.clients.items():
         described = describes.get(code)
         last = client.last
         breaker = client.breaker.view()
-        if breaker.state is BreakerState.open:
+        if client.health.status is HealthStatus.not_serving:
+            last = SourceRecord(SourceState.unavailable, NOT_SERVING_DETAIL, None, client.health.checked_at)
+        elif breaker.state is BreakerState.open:
             last = SourceRecord(
                 SourceState.circuit_open,
                 f"circuit open after {breaker.failures} failed calls in a row; the next trial call in "
@@ -95,17 +133,45 @@ def source_summaries(federation: Federation, describes: Mapping[str, Any]) -> li
                 last.latency_ms,
                 last.last_checked_at,
             )
+        datasets = [dataset_freshness(d, now) for d in described.datasets] if described else []
+        detail = last.detail
+        if last.state is SourceState.ok and detail is None:
+            detail = stale_detail(datasets)
+        contact = client.target.ig_contact
         out.append(
             SourceSummary(
                 gss_code=code,
                 name=client.target.name,
                 state=last.state,
-                detail=last.detail,
+                detail=detail,
                 latency_ms=last.latency_ms,
                 last_checked_at=last.last_checked_at,
-                datasets=[dataset_freshness(d, now) for d in described.datasets] if described else [],
+                datasets=datasets,
                 contract_version=(described.contract_version or None) if described else None,
                 source_system=(described.source_system or None) if described else None,
+                health=AdapterHealth(
+                    status=client.health.status.value,
+                    checked_at=client.health.checked_at,
+                    detail=client.health.detail,
+                ),
+                datasets_offered=list(client.target.datasets),
+                ig_contact=CouncilContact(name=contact.name, email=contact.email) if contact else None,
             )
         )
     return out
+
+
+def registry_summary(registry: CouncilRegistry) -> RegistrySummary:
+    """``GET /v1/sources``' ``registry`` block: the registry in use and its last refused edit."""
+    state = registry.state
+    return RegistrySummary(
+        source="file" if state.source == "file" else "settings",
+        path=state.path,
+        version=state.version,
+        loaded_at=state.loaded_at,
+        sha256=state.sha256,
+        councils=state.councils,
+        retiring=registry.retiring,
+        last_error=state.last_error,
+        last_error_at=state.last_error_at,
+    )

@@ -1,6 +1,7 @@
 """Graceful shutdown of a real ``familyctx gateway serve`` process (issue 6): SIGTERM mid-request.
 
-The gateway reaches Stockport's real adapter through a loopback TCP proxy that can hold the adapter's
+The gateway reaches Stockport's real adapter through a loopback TCP proxy
+(:class:`familyctx_gateway.testing.proxy.LoopbackProxy`) that can hold the adapter's
 answers (every byte from the adapter is kept until the test releases it), so "a request is in progress
 when SIGTERM arrives" is a fact the test waits for, not a timing guess. Within
 ``listen.shutdown_grace_seconds`` the request in progress gets its full 200 answer and its audit record
@@ -30,6 +31,7 @@ import httpx
 import pytest
 import yaml
 from e2e_support import CASE_REFERENCE, PURPOSE, STOCKPORT, audit_rows
+from familyctx_gateway.testing.proxy import LoopbackProxy
 
 from familyctx.demo import Federation
 from familyctx.demo.supervisor import familyctx_argv
@@ -37,65 +39,6 @@ from familyctx.demo.supervisor import familyctx_argv
 _READY = re.compile(r"gateway ready on (http://\S+)")
 #: Safety nets only: every wait ends as soon as its condition holds.
 WAIT_SECONDS = 60
-
-
-class HoldingProxy:
-    """Forwards 127.0.0.1:<port> to ``target`` byte for byte (TLS passes through untouched).
-
-    :meth:`hold` keeps every byte coming back from the target until :meth:`release`;
-    ``call_sent`` is set when bytes go towards the target while holding (a call is on its way).
-    """
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self._passing = threading.Event()
-        self._passing.set()
-        self.call_sent = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._sockets: list[socket.socket] = []
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def hold(self) -> None:
-        self.call_sent.clear()
-        self._passing.clear()
-
-    def release(self) -> None:
-        self._passing.set()
-
-    def close(self) -> None:
-        self._closed = True
-        self._passing.set()
-        for sock in [self._listener, *self._sockets]:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                return
-            self._sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, from_target: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if from_target:
-                    self._passing.wait()
-                elif not self._passing.is_set():
-                    self.call_sent.set()
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -140,11 +83,11 @@ def _start(config: Path) -> GatewayProcess:
 @contextlib.contextmanager
 def proxied_gateway(
     federation: Federation, tmp_path: Path, grace_seconds: int
-) -> Iterator[tuple[GatewayProcess, HoldingProxy, str]]:
+) -> Iterator[tuple[GatewayProcess, LoopbackProxy, str]]:
     """A gateway process of the session's federation whose calls to Stockport go through a proxy;
     yields (process, proxy, audit database URL). Its own SQLite audit log, migrated at start-up."""
     host, port = federation.adapter_address(STOCKPORT).rsplit(":", 1)
-    proxy = HoldingProxy((host, int(port)))
+    proxy = LoopbackProxy((host, int(port)))
     data: dict[str, Any] = yaml.safe_load(federation.layout.gateway_config.read_text(encoding="utf-8"))
     for adapter in data["adapters"]:
         if adapter["gss_code"] == STOCKPORT:  # the certificate's DNS name (tls_server_name) stays
@@ -177,7 +120,7 @@ def _search(url: str, token: str, body: dict[str, Any], request_id: str) -> http
 
 
 def _sigterm_mid_request(
-    process: GatewayProcess, proxy: HoldingProxy, token: str, body: dict[str, Any], request_id: str
+    process: GatewayProcess, proxy: LoopbackProxy, token: str, body: dict[str, Any], request_id: str
 ) -> tuple[ThreadPoolExecutor, Future[httpx.Response]]:
     """Send a search whose Stockport answer is held, wait until it is in progress, SIGTERM the gateway."""
     warm = _search(process.url, token, body, f"warm-{uuid.uuid4()}")  # opens the channel to Stockport

@@ -396,3 +396,21 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_the_co
                 sources = (await gw.client.get("/v1/sources", headers=gw.auth())).json()
                 assert source(sources)["state"] == "ok"
     assert failing.attempts == 3
+
+
+async def test_a_council_rejecting_queries_stays_in_circuit(issuer: TestIssuer, tmp_path: Path) -> None:
+    """INVALID_ARGUMENT means the council works and refused the question: one worker's odd queries must
+    not open its circuit and cut it off for everyone (found by a fresh-user test)."""
+
+    async def rejects(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "query has no identifier")
+        raise AssertionError("unreachable")
+
+    council = ScriptedCouncil(rejects)
+    settings = {"retry": {"max_attempts": 1}, "breaker": {"failures": 3, "open_seconds": 60.0}}
+    async with serve(council) as address, gateway_with(issuer, tmp_path, address, **settings) as gw:
+        for _ in range(6):
+            assert source(await search(gw))["state"] == "error"
+        assert council.attempts == 6  # every question reached the council: no circuit opened
+        sources = (await gw.client.get("/v1/sources", headers=gw.auth())).json()
+        assert source(sources)["state"] != "circuit_open"

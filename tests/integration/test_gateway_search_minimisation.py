@@ -256,3 +256,21 @@ async def test_a_single_record_candidate_has_no_conflicts_and_a_search_match_has
     matches = [m for c in candidates for m in c["possible_matches"]]
     assert matches, "the scenario has a probable Jayden O'Neill in Leeds"
     assert all(m["record"] is None and m["candidate_id"] for m in matches)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [{"given_name": "Na"}, {"given_name": "N/A"}, {"given_name": "n/a"}, {"family_name": "NA"}],
+)
+async def test_a_name_like_na_is_searched_as_a_name_not_dropped(
+    gw: RunningGateway, names: dict[str, str]
+) -> None:
+    """ "Na" passed the gateway (it is a name: a Korean surname) but the adapter read it as a 'no value'
+    marker and searched by date of birth alone, answering with everyone born that day (fresh-user test)."""
+    resp = await gw.client.post(
+        "/v1/searches", json={**PURPOSE, **names, "date_of_birth": DAY}, headers=gw.auth()
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert {s["gss_code"]: s["state"] for s in body["sources"]}[BRADFORD] == "ok"
+    assert [r for r in _records(body) if r[0] == BRADFORD] == []  # nobody there is called Na

@@ -52,6 +52,15 @@ def _bounded(value: str, field: str, limit: int) -> str:
     return clean_text(value)
 
 
+def _bounded_name(value: str, field: str, limit: int) -> str:
+    """A name as the worker typed it, whitespace collapsed. Unlike warehouse values, a query's "Na" or
+    "None" is not a 'no value' marker: treating it as one would turn "given name Na + date of birth"
+    into a date-of-birth-only search answered with everyone born that day (Na is also a real surname)."""
+    if len(value) > limit:
+        raise InvalidQuery(f"{field} is longer than {limit} characters")
+    return " ".join(value.split())
+
+
 def person_search_from_request(request: adapter_pb2.FindPeopleRequest, *, today: dt.date) -> PersonSearch:
     """Validate a FindPeopleRequest. Raises InvalidQuery: no usable identifier, oversized strings,
     impossible or future date of birth, or only a given name/postcode (too broad to search).
@@ -61,8 +70,8 @@ def person_search_from_request(request: adapter_pb2.FindPeopleRequest, *, today:
     "Unknown" alone do not); it is still passed on as given. A date of birth alone is valid (the
     contract's "any subset"); :mod:`.people` narrows it by postcode when there is no usable name."""
     q = request.query
-    given = _bounded(q.given_name, "given_name", MAX_NAME_LENGTH)
-    family = _bounded(q.family_name, "family_name", MAX_NAME_LENGTH)
+    given = _bounded_name(q.given_name, "given_name", MAX_NAME_LENGTH)
+    family = _bounded_name(q.family_name, "family_name", MAX_NAME_LENGTH)
     local_id = _bounded(q.local_person_id, "local_person_id", MAX_ID_LENGTH)
     nhs_raw = _bounded(q.nhs_number, "nhs_number", MAX_NHS_INPUT_LENGTH)
     postcode_raw = _bounded(q.postcode, "postcode", MAX_POSTCODE_INPUT_LENGTH)

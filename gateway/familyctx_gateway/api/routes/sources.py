@@ -1,4 +1,5 @@
-"""``GET /v1/sources``: the configured councils, their last known state, datasets and freshness."""
+"""``GET /v1/sources``: the configured councils, their last known state, health, datasets and freshness,
+and the council registry in use (version, last refused edit)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from fastapi import APIRouter
 
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId, authorise, requester_for
 from familyctx_gateway.api.schemas import ErrorResponse, SourcesResponse
-from familyctx_gateway.sources import source_summaries
+from familyctx_gateway.sources import registry_summary, source_summaries
 
 router = APIRouter(tags=["sources"])
 
@@ -17,17 +18,21 @@ router = APIRouter(tags=["sources"])
 async def list_sources(
     gateway: Gateway, principal: CurrentPrincipal, request_id: RequestId
 ) -> SourcesResponse:
-    """Every configured council with its datasets (Describe, cached) and the state it was last seen in.
+    """Every configured council with its datasets (Describe, cached), the state it was last seen in and
+    its last health check, and the ``registry`` block (version in use, last refused edit).
 
     Holds no personal data and is not audited; the gateway policy's action ``list_sources`` decides who
     may read it (by default every role).
     """
     authorisation = authorise(gateway, principal, "list_sources")
+    # One snapshot for the whole request, and the registry block that describes it.
+    federation, registry = gateway.federation, registry_summary(gateway.councils)
     # Describe is signed for the caller with no purpose (docs/access-control.md, "What the assertion says").
-    describes = await gateway.federation.describe_all(
+    describes = await federation.describe_all(
         requester=requester_for(principal, authorisation, request_id=request_id),
         cache_seconds=gateway.settings.describe_cache_seconds,
     )
     return SourcesResponse(
-        sources=source_summaries(gateway.federation, {code: pair[0] for code, pair in describes.items()})
+        sources=source_summaries(federation, {code: pair[0] for code, pair in describes.items()}),
+        registry=registry,
     )

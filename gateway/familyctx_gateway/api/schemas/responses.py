@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +12,9 @@ from familyctx_gateway.api.schemas.requests import Purpose
 
 __all__ = [
     "Address",
+    "AdapterHealth",
+    "CouncilContact",
+    "RegistrySummary",
     "BreakGlassInUse",
     "Candidate",
     "CouncilSearchState",
@@ -135,16 +139,57 @@ class SourceStatus(BaseModel):
     datasets: list[DatasetFreshness] = Field(default_factory=list)
 
 
+class AdapterHealth(BaseModel):
+    """An adapter's last grpc.health.v1 check by the gateway's health watch: ``status`` (``serving``,
+    ``not_serving``: data calls are not made, the council is ``unavailable``; ``no_answer``: the check
+    failed; ``not_served``: the adapter does not serve grpc.health.v1; ``unknown``: not checked yet),
+    ``checked_at`` (UTC) and a short non-personal ``detail``."""
+
+    status: Literal["unknown", "serving", "not_serving", "no_answer", "not_served"]
+    checked_at: dt.datetime | None = None
+    detail: str | None = None
+
+
+class CouncilContact(BaseModel):
+    """The council's information governance contact, from the council registry."""
+
+    name: str
+    email: str
+
+
 class SourceSummary(SourceStatus):
-    """A configured council as ``GET /v1/sources`` reports it: last known state."""
+    """A configured council as ``GET /v1/sources`` reports it: last known state, the last health check,
+    and the registry's informational ``datasets_offered`` and ``ig_contact``."""
 
     last_checked_at: dt.datetime | None = None
     contract_version: str | None = None
     source_system: str | None = None
+    health: AdapterHealth | None = None
+    datasets_offered: list[str] = Field(default_factory=list)
+    ig_contact: CouncilContact | None = None
+
+
+class RegistrySummary(BaseModel):
+    """The council registry in use: ``source`` (``file``: ``registry_file``, re-read while running;
+    ``settings``: the inline ``adapters``), ``version`` (1 at start-up, +1 per change applied),
+    ``loaded_at`` (UTC), ``councils`` (count), ``retiring`` (removed councils whose channels are still
+    open for requests that started before), and the last edit refused: ``last_error`` (the problems,
+    never the values) and ``last_error_at``; both None once a later edit is applied."""
+
+    source: Literal["file", "settings"]
+    path: str | None = None
+    version: int
+    loaded_at: dt.datetime
+    sha256: str | None = None
+    councils: int
+    retiring: int = 0
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = None
 
 
 class SourcesResponse(BaseModel):
     sources: list[SourceSummary]
+    registry: RegistrySummary | None = None
 
 
 class Provenance(BaseModel):
