@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import select
 import signal
 import socket
@@ -23,7 +22,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import yaml
-from e2e_support import personal_data
+from e2e_support import GatewayProcess, personal_data, start_gateway_process
 from familyctx_gateway.audit_schema import audit_log_tables
 from familyctx_gateway.testing.audit import committed_records
 
@@ -41,7 +40,6 @@ from familyctx.demo.supervisor import familyctx_argv
 
 NO_DATA = {"detail": "Audit store unavailable; no data returned", "errors": []}
 PURPOSE = {"purpose": "s47_enquiry", "case_reference": "E2E-AUDIT-PROC-1"}
-_READY = re.compile(r"gateway ready on (http://\S+)")
 
 
 # -- a loopback TCP proxy to PostgreSQL that can be killed and restarted ---------------------------------
@@ -121,14 +119,6 @@ class TcpProxy:
 # -- gateway processes ------------------------------------------------------------------------------
 
 
-@dataclass
-class GatewayProcess:
-    popen: subprocess.Popen[str]
-    url: str
-    output: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-
 def _gateway_config(federation: Federation, tmp_path: Path, audit_url: str) -> Path:
     data = yaml.safe_load(federation.layout.gateway_config.read_text(encoding="utf-8"))
     data["audit"] = {
@@ -141,33 +131,6 @@ def _gateway_config(federation: Federation, tmp_path: Path, audit_url: str) -> P
     config = tmp_path / "gateway-pg.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
     return config
-
-
-def _start_gateway(config: Path) -> GatewayProcess:
-    popen = subprocess.Popen(
-        familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    process = GatewayProcess(popen, "")
-    ready = threading.Event()
-
-    def read() -> None:
-        assert popen.stdout is not None
-        for line in popen.stdout:
-            process.output.append(line)
-            found = _READY.search(line)
-            if found and not ready.is_set():
-                process.url = found.group(1)
-                ready.set()
-
-    process.reader = threading.Thread(target=read, daemon=True)
-    process.reader.start()
-    if not ready.wait(90):
-        popen.kill()
-        pytest.fail("gateway did not start:\n" + "".join(process.output[-30:]))
-    return process
 
 
 def _stop(process: GatewayProcess) -> None:
@@ -200,7 +163,7 @@ def gateways(
     started: list[GatewayProcess] = []
     try:
         for _ in range(count):
-            started.append(_start_gateway(config))
+            started.append(start_gateway_process(config))
         yield started
     finally:
         for process in started:

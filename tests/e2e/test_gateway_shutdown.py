@@ -14,70 +14,32 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import signal
 import socket
-import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from e2e_support import CASE_REFERENCE, PURPOSE, STOCKPORT, audit_rows
+from e2e_support import (
+    CASE_REFERENCE,
+    PURPOSE,
+    STOCKPORT,
+    GatewayProcess,
+    audit_rows,
+    start_gateway_process,
+)
 from familyctx_gateway.testing.proxy import LoopbackProxy
 
 from familyctx.demo import Federation
-from familyctx.demo.supervisor import familyctx_argv
 
-_READY = re.compile(r"gateway ready on (http://\S+)")
 #: Safety nets only: every wait ends as soon as its condition holds.
 WAIT_SECONDS = 60
-
-
-@dataclass
-class GatewayProcess:
-    popen: subprocess.Popen[str]
-    url: str = ""
-    output: list[str] = field(default_factory=list)
-    reader: threading.Thread | None = None
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-
-def _start(config: Path) -> GatewayProcess:
-    popen = subprocess.Popen(
-        familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    process = GatewayProcess(popen)
-    ready = threading.Event()
-
-    def read() -> None:
-        assert popen.stdout is not None
-        for line in popen.stdout:
-            process.output.append(line)
-            found = _READY.search(line)
-            if found and not ready.is_set():
-                process.url = found.group(1)
-                ready.set()
-
-    process.reader = threading.Thread(target=read, daemon=True)
-    process.reader.start()
-    if not ready.wait(90):
-        popen.kill()
-        pytest.fail("gateway did not start:\n" + process.text[-3000:])
-    return process
 
 
 @contextlib.contextmanager
@@ -99,18 +61,12 @@ def proxied_gateway(
     data["listen"]["shutdown_grace_seconds"] = grace_seconds
     config = tmp_path / "gateway-shutdown.yaml"
     config.write_text(yaml.safe_dump(data), encoding="utf-8")
-    process = _start(config)
+    process = start_gateway_process(config)
     try:
         yield process, proxy, audit_url
     finally:
         proxy.close()
-        if process.popen.poll() is None:
-            process.popen.kill()
-        process.popen.wait(timeout=WAIT_SECONDS)
-        if process.reader is not None:
-            process.reader.join(timeout=WAIT_SECONDS)
-        if process.popen.stdout is not None:
-            process.popen.stdout.close()
+        process.stop()
 
 
 def _search(url: str, token: str, body: dict[str, Any], request_id: str) -> httpx.Response:
