@@ -160,6 +160,7 @@ class _Vocabulary:
         self.values: list[str] = []
 
     def code(self, value: str | None) -> int:
+        """The integer code of ``value`` (new values get the next code); -1 for a missing value."""
         if not value:
             return -1
         found = self.codes.get(value)

@@ -222,6 +222,7 @@ class GradeStats:
 
     @property
     def precision(self) -> float | None:
+        """True share of the linked pairs, 0..1; None when nothing was linked."""
         return _ratio(self.true, self.pairs)
 
 
@@ -237,14 +238,17 @@ class Cumulative:
 
     @property
     def precision(self) -> float | None:
+        """True share of the linked pairs, 0..1; None when nothing was linked."""
         return _ratio(self.true_positives, self.true_positives + self.false_positives)
 
     @property
     def recall(self) -> float | None:
+        """Share of every true pair that was linked, 0..1; None when there is no true pair."""
         return _ratio(self.true_positives, self.true_positives + self.false_negatives)
 
     @property
     def f1(self) -> float | None:
+        """Harmonic mean of precision and recall, 0..1; None when either is None."""
         return _f1(self.precision, self.recall)
 
 
@@ -267,14 +271,17 @@ class MergeStats:
 
     @property
     def precision(self) -> float | None:
+        """True share of the linked pairs, 0..1; None when nothing was linked."""
         return _ratio(self.true, self.implied_pairs)
 
     @property
     def recall(self) -> float | None:
+        """Share of every true pair that was linked, 0..1; None when there is no true pair."""
         return _ratio(self.true, self.true_total)
 
     @property
     def f1(self) -> float | None:
+        """Harmonic mean of precision and recall, 0..1; None when either is None."""
         return _f1(self.precision, self.recall)
 
 
