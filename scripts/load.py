@@ -16,8 +16,9 @@ Scenarios, each ``--seconds`` long against a fresh gateway process with its own 
    20 ms (:mod:`familyctx_gateway.testing.slow_council`, mutual TLS and assertions checked).
 
 For each: requests, throughput (answers/s), p50/p95/p99 latency (ms), errors (anything but 200; a
-partial answer naming a missing council is a 200, not an error) and the audit records committed for
-the successful answers (counted by request id in the gateway's audit store; must equal them). Prints
+partial answer naming a missing council is a 200, not an error), the audit records committed for
+the successful answers (counted by request id in the gateway's audit store; must equal them) and the
+CPU time per request (ms) of the gateway and of the adapters (or councils) together, from /proc. Prints
 the machine, a table and one JSON line. Usage::
 
     .venv/bin/python scripts/load.py [--seconds 60] [--workers 50] [--fanout-workers 50]
@@ -77,6 +78,9 @@ class Result:
     source_states: Counter[str] = field(default_factory=Counter)
     ok_ids: list[str] = field(default_factory=list)
     audited: int = 0
+    #: CPU seconds used in the measured window by the gateway, and by the adapters / councils together.
+    gateway_cpu_s: float | None = None
+    adapters_cpu_s: float | None = None
 
     def summary(self) -> dict[str, Any]:
         n = len(self.latencies_ms)
@@ -89,10 +93,38 @@ class Result:
             "p99_ms": round(percentile(self.latencies_ms, 99), 1) if n else None,
             "errors": errors, "statuses": dict(self.statuses), "ok": len(self.ok_ids),
             "audited_ok": self.audited, "sources": dict(self.source_states),
+            "gateway_cpu_ms_per_request": _per_request(self.gateway_cpu_s, n),
+            "adapters_cpu_ms_per_request": _per_request(self.adapters_cpu_s, n),
         }
 
 
+def _per_request(cpu_s: float | None, requests: int) -> float | None:
+    return round(cpu_s * 1000 / requests, 2) if cpu_s is not None and requests else None
+
+
 # -- processes -----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds used so far by the processes ``pids`` (all their threads), from
+    ``/proc/<pid>/stat`` (proc(5), fields 14 and 15, in clock ticks); None where there is no /proc."""
+    total = 0.0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+#: ``--pin``: the CPUs of the gateway, and those of everything else (load client, adapters, councils).
+PIN: tuple[str, str] | None = None
+
+
+def pinned(argv: list[str], cpus: str | None) -> list[str]:
+    """``argv`` run on ``cpus`` only (``taskset -c``, util-linux: every thread of the process), or as is."""
+    return ["taskset", "-c", cpus, *argv] if cpus else argv
 
 
 class GatewayProcess:
@@ -101,7 +133,8 @@ class GatewayProcess:
     def __init__(self, config: Path, log: Path) -> None:
         self.log = log.open("w", encoding="utf-8")
         self.popen = subprocess.Popen(
-            familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"),
+            pinned(familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1",
+                                  "--port", "0"), PIN[0] if PIN else None),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         ready = threading.Event()
@@ -220,16 +253,24 @@ def worker_tokens(issuer: TestIssuer, count: int) -> list[str]:
 
 def measure(
     name: str, config: Path, data_dir: Path, issuer: TestIssuer, workers: int, seconds: float,
-    bodies: list[tuple[str, dict[str, Any]]],
+    bodies: list[tuple[str, dict[str, Any]]], adapter_pids: list[int] | None = None,
 ) -> Result:
-    """Start a gateway with ``config``, warm it (one request per worker), run the load, count audit."""
+    """Start a gateway with ``config``, warm it (one request per worker), run the load, count audit.
+    ``adapter_pids``: the adapter (or council) processes whose CPU time is reported with the gateway's."""
     gateway = GatewayProcess(config, data_dir / "logs" / f"gateway-{name.replace(' ', '-')}.log")
+    pids = adapter_pids or []
     try:
         tokens = worker_tokens(issuer, workers)
         warm = Result(f"{name} warm-up", 0, workers)
         asyncio.run(run_workers(gateway.url, tokens, bodies, 3, warm))
         result = Result(name, seconds, workers)
+        gateway_before, adapters_before = cpu_seconds([gateway.popen.pid]), cpu_seconds(pids)
         asyncio.run(run_workers(gateway.url, tokens, bodies, seconds, result))
+        gateway_after, adapters_after = cpu_seconds([gateway.popen.pid]), cpu_seconds(pids)
+        if gateway_before is not None and gateway_after is not None:
+            result.gateway_cpu_s = gateway_after - gateway_before
+        if pids and adapters_before is not None and adapters_after is not None:
+            result.adapters_cpu_s = adapters_after - adapters_before
     finally:
         gateway.stop()
     audit = Path(yaml.safe_load(config.read_text())["audit"]["database_url"].removeprefix("sqlite:///"))
@@ -262,40 +303,33 @@ def main() -> None:
     parser.add_argument("--slow-ms", type=float, default=300.0, help="latency added to the slow adapter")
     parser.add_argument("--data-dir", type=Path, default=ROOT / "var" / "load")
     parser.add_argument("--only", choices=["federation", "fanout"], help="run one part only")
+    parser.add_argument("--pin", action="store_true",
+                        help="run the gateway on CPU 0 alone and everything else (this client, the adapters, "
+                             "the fan-out councils) on the other CPUs, as if the councils ran elsewhere")
     args = parser.parse_args()
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            raise SystemExit("--pin needs at least two CPUs")
+        global PIN
+        PIN = (str(cpus[0]), ",".join(str(c) for c in cpus[1:]))
+        os.sched_setaffinity(0, set(cpus[1:]))  # this client and the children it starts from now on
     data_dir: Path = args.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} CPUs, "
           f"{platform.platform()}, python {platform.python_version()}; load average before "
-          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+          + (f"; gateway on CPU {PIN[0]}, the rest on CPU {PIN[1]}" if PIN else ""), flush=True)
     results: list[Result] = []
     options = FederationOptions(people=args.people, seed=11, deadline_ms=2000, ready_timeout_seconds=180,
                                 step_timeout_seconds=1800)
-    with running_issuer() as issuer, Federation(data_dir / "federation", pick_free_ports(), options,
-                                                 report=print) as fed:
-        fed.build()
-        fed.start()
-        base = yaml.safe_load(fed.layout.gateway_config.read_text(encoding="utf-8"))
-        adapters = base["adapters"]
+    with running_issuer() as issuer:
         if args.only != "fanout":
-            bodies = federation_bodies(fed, 2000, seed=3)
-            config = gateway_config(data_dir / "gateway-healthy.yaml", base=base, issuer=issuer.issuer,
-                                    audit=data_dir / "audit-healthy.sqlite", adapters=adapters)
-            results.append(measure("healthy", config, data_dir, issuer, args.workers, args.seconds, bodies))
-
-            leeds = fed.child("adapter-leeds")
-            os.kill(leeds.pid, signal.SIGKILL)  # dead: connections refused from now on
-            leeds.popen.wait(timeout=30)
-            host, port = fed.adapter_address(MANCHESTER).rsplit(":", 1)
-            with LoopbackProxy((host, int(port)), latency_ms=args.slow_ms) as slow:
-                degraded = [dict(a, address=slow.address) if a["gss_code"] == MANCHESTER else a
-                            for a in adapters]
-                config = gateway_config(data_dir / "gateway-degraded.yaml", base=base, issuer=issuer.issuer,
-                                        audit=data_dir / "audit-degraded.sqlite", adapters=degraded)
-                name = f"Leeds dead, Manchester +{args.slow_ms:.0f} ms"
-                results.append(measure(name, config, data_dir, issuer, args.workers, args.seconds, bodies))
+            results += federation(data_dir, issuer, options, args)
         if args.only != "federation":
+            # The fan-out councils need no warehouse: the demo gateway configuration is the base.
+            base = yaml.safe_load((ROOT / "gateway" / "config" / "gateway.demo.yaml").read_text("utf-8"))
             counts = [int(n) for n in args.fanout.split(",")]
             results += fan_out(data_dir, base, issuer, counts, args.fanout_workers, args.seconds)
     print_table(results)
@@ -305,6 +339,38 @@ def main() -> None:
         verdict = "met" if ratio <= 1.5 else "NOT met"
         print(f"fan-out: p99(50) / p99(5) = {ratio:.2f} (target <= 1.5): {verdict}")
     print(json.dumps([r.summary() for r in results]))
+
+
+def federation(
+    data_dir: Path, issuer: TestIssuer, options: FederationOptions, args: argparse.Namespace
+) -> list[Result]:
+    """The three-council scenarios: healthy, then Leeds dead and Manchester slow."""
+    results: list[Result] = []
+    with Federation(data_dir / "federation", pick_free_ports(), options, report=print) as fed:
+        fed.build()
+        fed.start()
+        base = yaml.safe_load(fed.layout.gateway_config.read_text(encoding="utf-8"))
+        adapters = base["adapters"]
+        bodies = federation_bodies(fed, 2000, seed=3)
+        config = gateway_config(data_dir / "gateway-healthy.yaml", base=base, issuer=issuer.issuer,
+                                audit=data_dir / "audit-healthy.sqlite", adapters=adapters)
+        pids = {c.gss_code: fed.child(f"adapter-{c.name.lower()}").pid for c in DEMO_COUNCILS}
+        results.append(measure("healthy", config, data_dir, issuer, args.workers, args.seconds, bodies,
+                               list(pids.values())))
+
+        leeds = fed.child("adapter-leeds")
+        os.kill(leeds.pid, signal.SIGKILL)  # dead: connections refused from now on
+        leeds.popen.wait(timeout=30)
+        host, port = fed.adapter_address(MANCHESTER).rsplit(":", 1)
+        with LoopbackProxy((host, int(port)), latency_ms=args.slow_ms) as slow:
+            degraded = [dict(a, address=slow.address) if a["gss_code"] == MANCHESTER else a
+                        for a in adapters]
+            config = gateway_config(data_dir / "gateway-degraded.yaml", base=base, issuer=issuer.issuer,
+                                    audit=data_dir / "audit-degraded.sqlite", adapters=degraded)
+            name = f"Leeds dead, Manchester +{args.slow_ms:.0f} ms"
+            live = [pid for code, pid in pids.items() if code != LEEDS]
+            results.append(measure(name, config, data_dir, issuer, args.workers, args.seconds, bodies, live))
+    return results
 
 
 def fan_out(
@@ -319,8 +385,9 @@ def fan_out(
         if not part:
             continue
         popen = subprocess.Popen(
-            [sys.executable, "-m", "familyctx_gateway.testing.slow_council", "--pki", str(pki.directory),
-             "--issuer", DEMO_ASSERTION_ISSUER, "--latency-ms", "20", *part],
+            pinned([sys.executable, "-m", "familyctx_gateway.testing.slow_council", "--pki",
+                    str(pki.directory), "--issuer", DEMO_ASSERTION_ISSUER, "--latency-ms", "20", *part],
+                   PIN[1] if PIN else None),
             stdout=subprocess.PIPE, text=True,
         )
         servers.append(popen)
@@ -338,7 +405,7 @@ def fan_out(
                                     issuer=issuer.issuer, audit=data_dir / f"audit-fanout-{count}.sqlite",
                                     adapters=adapters, pki=pki)
             results.append(measure(f"fan-out {count}", config, data_dir, issuer, workers, seconds,
-                                   [("/v1/searches", body)]))
+                                   [("/v1/searches", body)], [p.pid for p in servers]))
     finally:
         for popen in servers:
             popen.send_signal(signal.SIGTERM)
@@ -352,12 +419,13 @@ def fan_out(
 def print_table(results: list[Result]) -> None:
     """One line per scenario."""
     print(f"{'scenario':<34} {'workers':>7} {'requests':>8} {'per s':>7} {'p50':>7} {'p95':>7} {'p99':>7} "
-          f"{'errors':>6} {'ok':>6} {'audited':>7}")
+          f"{'errors':>6} {'ok':>6} {'audited':>7} {'gw cpu':>7} {'ad cpu':>7}")
     for r in results:
         s = r.summary()
         print(f"{s['scenario']:<34} {s['workers']:>7} {s['requests']:>8} {s['per_second']:>7} "
               f"{s['p50_ms']:>7} {s['p95_ms']:>7} {s['p99_ms']:>7} {s['errors']:>6} {s['ok']:>6} "
-              f"{s['audited_ok']:>7}")
+              f"{s['audited_ok']:>7} {s['gateway_cpu_ms_per_request'] or '-':>7} "
+              f"{s['adapters_cpu_ms_per_request'] or '-':>7}")
         print(f"    statuses {s['statuses']}; sources {s['sources']}")
 
 

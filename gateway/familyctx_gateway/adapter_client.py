@@ -16,9 +16,9 @@ the smaller of its adapter's ``deadline_ms`` and what is left of the request's b
 (:class:`RequestBudget`, ``request_deadline_ms``); a council not called because the budget ran out is
 ``timed_out``. gRPC retries UNAVAILABLE on its own (the channel's service-config ``retryPolicy``, with
 backoff and jitter, within the call's deadline). A :class:`~familyctx_gateway.breaker.CircuitBreaker`
-per adapter answers ``circuit_open`` at once, with no network call, after repeated failures. An answer
-larger than ``max_answer_mib`` (gRPC RESOURCE_EXHAUSTED) or one that does not parse ends in ``error``
-with a detail that says so.
+per adapter answers ``circuit_open`` at once, with no network call, after repeated failed requests (the
+calls of one request count once). An answer larger than ``max_answer_mib`` (gRPC RESOURCE_EXHAUSTED) or
+one that does not parse ends in ``error`` with a detail that says so.
 
 The council registry and health watching (:mod:`familyctx_gateway.registry`,
 :mod:`familyctx_gateway.health`): a :class:`Federation` is an immutable snapshot of the councils;
@@ -31,12 +31,14 @@ NOT_SERVING (grpc.health.v1) is ``unavailable`` at once, with no data call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -65,6 +67,7 @@ __all__ = [
     "TransportFactory",
     "before_data_call",
     "grpc_transport_factory",
+    "logged_calls",
     "resilience_channel_options",
 ]
 
@@ -79,6 +82,77 @@ Metadata = tuple[tuple[str, str], ...]
 before_data_call: ContextVar[Callable[[str], Awaitable[None]] | None] = ContextVar(
     "familyctx_before_data_call", default=None
 )
+
+
+@dataclass(slots=True)
+class _CallTally:
+    """The adapter calls of one request: how many ended in each outcome, and the slowest."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    slowest: tuple[int, str] = (-1, "")
+
+    def add(self, gss_code: str, outcome: str, latency_ms: int) -> None:
+        self.outcomes[outcome] += 1
+        if latency_ms > self.slowest[0]:
+            self.slowest = (latency_ms, gss_code)
+
+
+_tally: ContextVar[_CallTally | None] = ContextVar("familyctx_call_tally", default=None)
+
+
+@contextlib.contextmanager
+def logged_calls(request_id: str) -> Iterator[None]:
+    """Log one summary line for every adapter call made inside the block (``asyncio.gather`` tasks too).
+
+    A request fanned out to fifty councils would otherwise log fifty lines: a call that ends ``ok`` or
+    ``not_found`` is logged on its own only at DEBUG; any other outcome still gets its own INFO line
+    (``refused``: WARNING), and on leaving the block one INFO line sums them up::
+
+        adapter calls request_id=<id> calls=50 ok=48 timed_out=2 slowest=E08000035 slowest_ms=2001
+
+    (counts by outcome: ``ok``, ``not_found``, ``unavailable``, ``timed_out``, ``circuit_open``,
+    ``refused``, ``error``; nothing is logged when no call was made). No personal data.
+    """
+    tally = _CallTally()
+    token = _tally.set(tally)
+    try:
+        yield
+    finally:
+        _tally.reset(token)
+        if tally.outcomes:
+            counts = " ".join(f"{outcome}={n}" for outcome, n in sorted(tally.outcomes.items()))
+            log.info(
+                "adapter calls request_id=%s calls=%d %s slowest=%s slowest_ms=%d",
+                request_id,
+                tally.outcomes.total(),
+                counts,
+                tally.slowest[1],
+                tally.slowest[0],
+            )
+
+
+def _log_call(request_id: str, gss_code: str, method: str, outcome: str, state: SourceState, ms: int) -> None:
+    """One call's log line (see :func:`logged_calls` for the levels) and its place in the tally."""
+    tally = _tally.get()
+    if tally is not None:
+        tally.add(gss_code, outcome, ms)
+    level = (
+        logging.WARNING
+        if state is SourceState.refused
+        else logging.DEBUG
+        if state is SourceState.ok
+        else logging.INFO
+    )
+    if log.isEnabledFor(level):
+        log.log(
+            level,
+            "adapter call request_id=%s council=%s method=%s state=%s latency_ms=%d",
+            request_id,
+            gss_code,
+            method,
+            outcome,
+            ms,
+        )
 
 
 #: A call is not started with less than this left of the request's budget (ms): it could not finish.
@@ -350,7 +424,8 @@ def _describe_failure(
 class AdapterClient:
     """Calls one council's adapter with its deadline and turns every outcome into a :class:`CallResult`.
 
-    ``breaker``: its circuit breaker (default: one with ``target.resilience.breaker``)."""
+    ``breaker``: its circuit breaker (default: one with ``target.resilience.breaker``, logging as
+    ``target.gss_code``)."""
 
     def __init__(
         self,
@@ -363,7 +438,7 @@ class AdapterClient:
         self.target = target
         self.transport = transport
         self.signer = signer
-        self.breaker = breaker or CircuitBreaker(target.resilience.breaker)
+        self.breaker = breaker or CircuitBreaker(target.resilience.breaker, council=target.gss_code)
         self.last = SourceRecord()
         #: The last grpc.health.v1 check (:mod:`familyctx_gateway.health`).
         self.health = HealthRecord()
@@ -390,7 +465,8 @@ class AdapterClient:
 
         Not called at all (no hook, no assertion, no network): ``timed_out`` when less than
         :data:`MIN_CALL_MS` is left of the request's :class:`RequestBudget`; ``circuit_open`` while the
-        adapter's breaker is open (or its one half-open trial is in flight); ``unavailable`` while the
+        adapter's breaker is open (or its one half-open trial is in flight; the breaker counts failed
+        requests, keyed on ``requester.request_id``, not calls); ``unavailable`` while the
         adapter reports NOT_SERVING (:data:`NOT_SERVING_DETAIL`), or once the client is closed
         (:data:`REMOVED_DETAIL`).
         """
@@ -424,36 +500,33 @@ class AdapterClient:
                 method,
                 request_id,
                 SourceState.circuit_open,
-                f"not asked: circuit open after {view.failures} failed calls in a row; {when}",
+                f"not asked: circuit open after {view.failures} requests in a row whose calls to it "
+                f"failed; {when}",
             )
         self.in_flight += 1
         self._idle.clear()
         try:
             result = await self._call(method, request, requester, deadline_ms, capped)
         except BaseException:
-            self.breaker.record(CallEnd.inconclusive)  # cancelled, or the hook refused: frees a trial
+            # cancelled, or the hook refused: frees a trial
+            self.breaker.record(CallEnd.inconclusive, request_id=request_id)
             raise
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
+        # Several failed calls of one request count once (the breaker keys them on the request id).
         if result.state in (SourceState.ok, SourceState.refused) or result.rejected_query:
-            self.breaker.record(CallEnd.success)
+            self.breaker.record(CallEnd.success, request_id=request_id)
         elif result.state is SourceState.timed_out and capped is not None:
-            self.breaker.record(CallEnd.inconclusive)
+            self.breaker.record(CallEnd.inconclusive, request_id=request_id)
         else:
-            self.breaker.record(CallEnd.failure)
+            self.breaker.record(CallEnd.failure, request_id=request_id)
         return result
 
     def _not_called(self, method: str, request_id: str, state: SourceState, detail: str) -> CallResult:
         result = CallResult(self.gss_code, self.target.name, state, 0, detail)
-        log.info(
-            "adapter call request_id=%s council=%s method=%s state=%s latency_ms=0 (not called)",
-            request_id,
-            self.gss_code,
-            method,
-            state.value,
-        )
+        _log_call(request_id, self.gss_code, method, state.value, state, 0)
         self.last = SourceRecord(state, detail, None, dt.datetime.now(dt.UTC))
         return result
 
@@ -523,15 +596,7 @@ class AdapterClient:
                 result = CallResult(
                     self.gss_code, self.target.name, SourceState.ok, _ms_since(started), response=response
                 )
-        log.log(
-            logging.WARNING if result.state is SourceState.refused else logging.INFO,
-            "adapter call request_id=%s council=%s method=%s state=%s latency_ms=%d",
-            request_id,
-            self.gss_code,
-            method,
-            result.outcome,
-            result.latency_ms,
-        )
+        _log_call(request_id, self.gss_code, method, result.outcome, result.state, result.latency_ms)
         self.last = SourceRecord(
             result.state,
             None if result.not_found else result.detail,

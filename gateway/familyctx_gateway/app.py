@@ -14,14 +14,14 @@ issuer's JWKS; at shutdown it stops the watches and closes them (queued audit re
 last tree head signed).
 Searches and family-context requests each hold an in-flight slot (``limits``, see
 :mod:`familyctx_gateway.limits`); past a limit they are answered 429 with ``Retry-After``. Graceful
-shutdown (SIGTERM: requests in progress finish within ``listen.shutdown_grace_seconds``, then the
-lifespan closes channels and the audit store) is the server's part: ``familyctx gateway serve``.
+shutdown (SIGTERM: ``/readyz`` answers 503 at once, new requests are refused with 503, requests in
+progress finish within ``listen.shutdown_grace_seconds``, then the lifespan closes channels and the
+audit store) is :mod:`familyctx_gateway.stopping` and the server's part: ``familyctx gateway serve``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,7 +29,6 @@ from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from familyctx.linkage import Linker
 from familyctx.trust.assertion import AssertionSigner
@@ -55,6 +54,7 @@ from familyctx_gateway.linkage import load_linker
 from familyctx_gateway.observability import RequestContextMiddleware, configure_logging, setup_tracing
 from familyctx_gateway.registry import CouncilRegistry
 from familyctx_gateway.settings import AdapterTarget, GatewaySettings
+from familyctx_gateway.stopping import StoppingAnswers, mark_stopping, shutdown_state
 
 __all__ = ["GatewayContext", "StoppingAnswers", "create_app", "mark_stopping"]
 
@@ -95,60 +95,6 @@ class GatewayContext:
     def federation(self) -> Federation:
         """The councils' adapters now (a snapshot: councils added or removed later are not in it)."""
         return self.councils.federation
-
-
-def mark_stopping(app: FastAPI) -> None:
-    """Tell ``app`` its server is stopping (SIGTERM received): from now on a request cancelled by the
-    server, because the grace period ran out, is answered 503 (:class:`StoppingAnswers`)."""
-    app.state.stopping = True
-
-
-class StoppingAnswers:
-    """Pure ASGI middleware: a request cancelled while its server is stopping (uvicorn cancels the
-    requests still running when ``listen.shutdown_grace_seconds`` is over) and not yet answered gets a
-    whole 503 with ``Retry-After`` (whole seconds) and ``Connection: close`` in the ErrorResponse shape,
-    with no data, in place of uvicorn's bare 500. Any other cancellation propagates unchanged, and a
-    request whose answer has started is left to the server (the connection is closed).
-    """
-
-    def __init__(self, app: ASGIApp, *, retry_after_seconds: int) -> None:
-        self.app = app
-        self.retry_after_seconds = retry_after_seconds
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except asyncio.CancelledError:
-            application = scope.get("app")
-            if started or not getattr(getattr(application, "state", None), "stopping", False):
-                raise
-            # The request's own task, cancelled once by the server, ends here with a whole answer.
-            body = json.dumps(
-                {
-                    "detail": "The gateway is restarting and could not finish your request in time; no data "
-                    f"was returned. Try again in {self.retry_after_seconds} s",
-                    "errors": [],
-                    "request_id": scope.get("state", {}).get("request_id"),
-                }
-            ).encode()
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(self.retry_after_seconds).encode()),
-                (b"connection", b"close"),
-            ]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
 
 
 def _mutual_tls_transports(settings: GatewaySettings) -> TransportFactory:
@@ -234,9 +180,12 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app, max_body_bytes=settings.max_body_bytes)
-    # Inside the request context (request id, access log line): a request cut short by a stopping
-    # server is answered 503 there (StoppingAnswers), never a bare 500.
-    app.add_middleware(StoppingAnswers, retry_after_seconds=settings.limits.retry_after_seconds)
+    # Inside the request context (request id, access log line): while the server stops, a new request
+    # and one cut short by the end of the grace period are answered 503 there (familyctx_gateway/
+    # stopping.py), never a bare 500; it also counts the requests in progress the server drains.
+    app.add_middleware(
+        StoppingAnswers, state=shutdown_state(app), retry_after_seconds=settings.limits.retry_after_seconds
+    )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(keys.router)

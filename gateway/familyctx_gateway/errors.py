@@ -243,6 +243,18 @@ def _unexpected_fields(path: list[str], model: type[BaseModel] | None) -> str:
     return f"unexpected field(s){where}: remove fields that are not part of this request{allowed}"
 
 
+def _json_body_message(kind: str, field: str, expects: str | None) -> str:
+    """The message for a body refused by api/json_body.py: a key given twice, or a number too long to
+    read (``field``: the declared field, or ``body`` when it is not one of the request's)."""
+    if kind == "json_duplicate_key":
+        if field == "body":
+            return "A key is given more than once in one JSON object: send each key once"
+        return f"{field} is given more than once: send each field once (duplicate keys are refused)"
+    if field == "body":
+        return "The body holds a number too long to read (thousands of digits): no field takes one"
+    return f"{field} is a number too long to read (thousands of digits)" + (f"; {expects}" if expects else "")
+
+
 def validation_messages(
     errors: Sequence[dict[str, Any]],
     model: type[BaseModel] | None = None,
@@ -276,6 +288,8 @@ def validation_messages(
             message = message[:1].upper() + message[1:]
         elif kind == "value_error" and err.get("ctx", {}).get("error") is not None:
             message = f"{field} {err['ctx']['error']}"
+        elif kind in ("json_duplicate_key", "json_number_too_long"):
+            message = _json_body_message(kind, field, (hints or {}).get(field) or _FIELD_HINTS.get(field))
         else:
             message = (hints or {}).get(field) or _FIELD_HINTS.get(
                 field, f"{field} has the wrong type or format"

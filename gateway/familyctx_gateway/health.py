@@ -9,7 +9,10 @@ show dataset freshness without a request having asked first.
 
 What a status means for requests (:meth:`~familyctx_gateway.adapter_client.AdapterClient.call`):
 ``not_serving`` (the adapter says its warehouse is down) makes the council ``unavailable`` at once,
-with no data call, until it reports SERVING again. Every other status (no answer to the health check,
+with no data call, until it reports SERVING again. ``serving`` while the council's circuit breaker is
+open makes the next call the breaker's half-open trial at once, without waiting out ``open_seconds``
+(:meth:`~familyctx_gateway.breaker.CircuitBreaker.health_reported`; the trial call, often the watcher's
+own Describe, decides whether the circuit closes). Every other status (no answer to the health check,
 an adapter that does not serve grpc.health.v1, not checked yet) changes nothing: the data call is made
 and its own deadline, retries and circuit breaker decide. ``/readyz`` never looks at any of this.
 
@@ -115,10 +118,12 @@ class HealthWatch:
                 await task
 
     async def check_once(self, client: AdapterClient) -> HealthRecord:
-        """One round for ``client``: health check (status kept on the client, a change logged), then a
-        Describe when it reports SERVING. Returns the health record."""
+        """One round for ``client``: health check (status kept on the client, a change logged, the
+        result given to its circuit breaker: SERVING lets an open circuit's trial call go at once), then
+        a Describe when it reports SERVING. Returns the health record."""
         before = client.health.status
         record = await client.check_health()
+        client.breaker.health_reported(record.status is HealthStatus.serving)
         if record.status is not before:
             level = logging.WARNING if record.status is HealthStatus.not_serving else logging.INFO
             log.log(

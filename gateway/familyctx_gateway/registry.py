@@ -18,16 +18,23 @@ The file (docs/deployment.md, "The council registry")::
 Each entry is an :class:`~familyctx_gateway.settings.AdapterTarget`. The file is read at start-up (an
 invalid file stops the gateway there), then again every ``registry_poll_seconds`` and on SIGHUP; it is
 applied when its SHA-256 differs from the version in use, as a whole or not at all: bad YAML, an
-unknown key, a duplicate GSS code or a bad address keeps the registry in use, logs the problems (field
-and rule, never a value) and shows them in ``GET /v1/sources`` (``registry.last_error``). A good file
-makes a new :class:`~familyctx_gateway.adapter_client.Federation` snapshot: new councils get a client
-(channel opened on first use), unchanged ones keep theirs, removed or changed ones are retired: requests
-that started before keep using them, and their channels are closed once those requests' adapter
-budget (``request_deadline_ms``) has passed and no call is in flight.
+unknown key, a duplicate GSS code, a bad address, a name that is not plain text, no council at all
+(an empty file: most often one being written in place) or more than ``max_councils`` keeps the
+registry in use, logs the problems (field and rule, never a value) and shows them in
+``GET /v1/sources`` (``registry.last_error``); ``familyctx gateway check-registry FILE`` runs the same
+checks offline. A good file makes a new :class:`~familyctx_gateway.adapter_client.Federation`
+snapshot: new councils get a client (channel opened on first use), unchanged ones keep theirs, removed
+or changed ones are retired: requests that started before keep using them, and their channels are
+closed once those requests' adapter budget (``request_deadline_ms``) has passed and no call is in
+flight.
 
 Audit: the gateway's audit log has no record class for a configuration change (access, break_glass,
 ig_access are all about a worker's request), so a registry change is logged only (``registry applied
 version=... added=... removed=... changed=...``), with GSS codes, never contact details.
+
+SIGHUP: the gateway always handles it (its default action would kill the process). With a registry
+file it re-reads the file at once; with inline ``adapters`` it logs that there is nothing to reload
+(:data:`INLINE_SIGHUP_MESSAGE`) and carries on.
 """
 
 from __future__ import annotations
@@ -49,14 +56,46 @@ from familyctx.config_types import config_problems
 from familyctx.trust.assertion import AssertionSigner
 from familyctx_gateway.adapter_client import AdapterClient, Federation, TransportFactory
 from familyctx_gateway.errors import GatewayConfigError
-from familyctx_gateway.settings import AdapterTarget, GatewaySettings, ResilienceSettings
+from familyctx_gateway.settings import (
+    DEFAULT_MAX_COUNCILS,
+    AdapterTarget,
+    GatewaySettings,
+    ResilienceSettings,
+    councils_over_cap,
+    yaml_file_problem,
+)
 
-__all__ = ["CouncilRegistry", "RegistryDocument", "RegistryError", "RegistryState", "read_registry"]
+__all__ = [
+    "EMPTY_FILE_PROBLEM",
+    "EMPTY_LIST_PROBLEM",
+    "INLINE_SIGHUP_MESSAGE",
+    "CouncilRegistry",
+    "RegistryDocument",
+    "RegistryError",
+    "RegistryState",
+    "read_registry",
+]
 
 log = logging.getLogger("familyctx_gateway.registry")
 
 #: The largest registry file read (bytes): far above thousands of councils, far below a mistake.
 MAX_REGISTRY_BYTES = 1024 * 1024
+
+#: The problem of a registry file with no YAML document in it (0 bytes, blanks or comments only).
+EMPTY_FILE_PROBLEM = (
+    "(file): the registry lists no councils: an empty file is refused (was it written in place? write a "
+    "new file and rename it over the old one)"
+)
+#: The problem of a registry whose ``councils`` list is empty (or absent).
+EMPTY_LIST_PROBLEM = (
+    "councils: the registry lists no councils: an empty list is refused (to stop asking a council, "
+    "remove its entry; the gateway needs at least one)"
+)
+#: Logged on SIGHUP by a gateway whose councils are listed inline (``adapters:``).
+INLINE_SIGHUP_MESSAGE = (
+    "registry reload requested (SIGHUP): no registry_file, councils are listed inline; nothing to "
+    "reload - restart to change them"
+)
 
 
 class RegistryError(ValueError):
@@ -69,7 +108,8 @@ class RegistryError(ValueError):
 
 
 class RegistryDocument(BaseModel):
-    """The registry file's shape: ``councils``, a list of adapters' entries, each GSS code once."""
+    """The registry file's shape: ``councils``, a list of adapters' entries, each GSS code once (that
+    the list is not empty, nor longer than ``max_councils``, is checked by :func:`read_registry`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -98,39 +138,49 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def read_registry(path: Path, resilience: ResilienceSettings) -> tuple[list[AdapterTarget], str]:
+def read_registry(
+    path: Path, resilience: ResilienceSettings, *, max_councils: int = DEFAULT_MAX_COUNCILS
+) -> tuple[list[AdapterTarget], str]:
     """The councils listed in the registry file at ``path``, each given the gateway's ``resilience``
     section, and the file's SHA-256 (hex). Raises :class:`RegistryError` when the file cannot be read,
-    is larger than :data:`MAX_REGISTRY_BYTES`, is not UTF-8 YAML holding a mapping, or any entry is
-    invalid (problems name the field and the rule, never the value)."""
-    return _parse(path, _read_bytes(path), resilience)
+    is larger than :data:`MAX_REGISTRY_BYTES`, is not UTF-8 YAML holding a mapping, lists no council
+    (:data:`EMPTY_FILE_PROBLEM` for an empty file) or more than ``max_councils``, or any entry is
+    invalid (every problem found: each names the field and the rule, never the value)."""
+    return _parse(path, _read_bytes(path), resilience, max_councils)
 
 
-def _parse(path: Path, raw: bytes, resilience: ResilienceSettings) -> tuple[list[AdapterTarget], str]:
+def _parse(
+    path: Path, raw: bytes, resilience: ResilienceSettings, max_councils: int
+) -> tuple[list[AdapterTarget], str]:
     digest = hashlib.sha256(raw).hexdigest()
     try:
         loaded = yaml.safe_load(raw.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise RegistryError(path, [f"(file): is not valid UTF-8 YAML{at}"]) from None
-    if loaded is None:
-        loaded = {}
+        raise RegistryError(path, [yaml_file_problem(exc)]) from None
+    if loaded is None:  # 0 bytes, blanks or comments: most often a file caught while written in place
+        raise RegistryError(path, [EMPTY_FILE_PROBLEM])
     if not isinstance(loaded, dict):
         raise RegistryError(path, ["(file): must be a YAML mapping with a councils list"])
+    listed = loaded.get("councils")
+    if isinstance(listed, list):  # before validating thousands of entries
+        too_many = councils_over_cap(len(listed), max_councils)
+        if too_many:
+            raise RegistryError(path, [f"councils: {too_many}"])
     try:
         document = RegistryDocument.model_validate(loaded)
     except ValidationError as exc:
         problems = [p.replace("councils: councils[", "councils[", 1) for p in config_problems(exc)]
         raise RegistryError(path, problems) from None
+    if not document.councils:
+        raise RegistryError(path, [EMPTY_LIST_PROBLEM])
     for target in document.councils:
         target._resilience = resilience
     return document.councils, digest
 
 
-def _read_at_start(path: Path, resilience: ResilienceSettings) -> tuple[list[AdapterTarget], str]:
+def _read_at_start(settings: GatewaySettings, path: Path) -> tuple[list[AdapterTarget], str]:
     try:
-        return read_registry(path, resilience)
+        return read_registry(path, settings.resilience, max_councils=settings.max_councils)
     except RegistryError as exc:
         raise GatewayConfigError(f"council registry {path}", exc.problems) from None
 
@@ -176,7 +226,8 @@ class CouncilRegistry:
         self._task: asyncio.Task[None] | None = None
         self._retiring: dict[asyncio.Task[None], AdapterClient] = {}
         self._background: set[asyncio.Task[bool]] = set()
-        self._sighup = False
+        #: SIGHUP's disposition before :meth:`start` installed the handler (None: not installed).
+        self._sighup: signal.Handlers | None = None
         self._lock = asyncio.Lock()
         self.on_change: Callable[[Federation], None] | None = None
 
@@ -185,7 +236,7 @@ class CouncilRegistry:
         """Raise :class:`~familyctx_gateway.errors.GatewayConfigError` (problems listed, no values) when
         ``settings.registry_file`` is set and cannot be read or is invalid; nothing when it is not set."""
         if settings.registry_file is not None:
-            _read_at_start(settings.registry_file, settings.resilience)
+            _read_at_start(settings, settings.registry_file)
 
     @classmethod
     def open(
@@ -198,7 +249,7 @@ class CouncilRegistry:
         if path is None:
             federation = Federation.open(settings.adapters, transport_factory, signer=signer)
             return cls(settings, federation, RegistryState("settings", councils=len(federation.clients)))
-        targets, digest = _read_at_start(path, settings.resilience)
+        targets, digest = _read_at_start(settings, path)
         federation = Federation.open(targets, transport_factory, signer=signer)
         state = RegistryState("file", str(path), sha256=digest, councils=len(targets))
         log.info("registry loaded version=1 councils=%s", ",".join(federation.clients) or "-")
@@ -215,22 +266,33 @@ class CouncilRegistry:
         return len(self._retiring)
 
     async def start(self) -> None:
-        """Watch the registry file (every ``registry_poll_seconds``, and on SIGHUP when this process's
-        SIGHUP is free); nothing to do for inline ``adapters``."""
-        if self.path is None:
-            return
-        self._task = asyncio.create_task(self._poll(), name="council-registry-poll")
+        """Watch the registry file (every ``registry_poll_seconds``), and handle SIGHUP when this
+        process's SIGHUP is free (its default action, or ignored as under ``nohup``): a reload of the
+        file at once, or with inline ``adapters`` one log line saying there is nothing to reload (so
+        that ``kill -HUP`` never kills the gateway)."""
+        if self.path is not None:
+            self._task = asyncio.create_task(self._poll(), name="council-registry-poll")
         loop = asyncio.get_running_loop()
-        if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):
+        previous = signal.getsignal(signal.SIGHUP) if hasattr(signal, "SIGHUP") else None
+        if isinstance(previous, signal.Handlers):  # SIG_DFL or SIG_IGN: no Python handler there
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-                self._sighup = True
+                self._sighup = previous
 
     def _on_sighup(self) -> None:
+        if self.path is None:
+            log.info(INLINE_SIGHUP_MESSAGE)
+            return
         log.info("registry reload requested (SIGHUP)")
-        task = asyncio.create_task(self.reload(force=True))
+        task = asyncio.create_task(self._reload_on_sighup())
         self._background.add(task)  # keeps a reference until done
         task.add_done_callback(self._background.discard)
+
+    async def _reload_on_sighup(self) -> bool:
+        applied = await self.reload(force=True)
+        if not applied and self.state.last_error is None:
+            log.info("registry unchanged: version %d in use", self.state.version)
+        return applied
 
     async def _poll(self) -> None:
         while True:
@@ -265,7 +327,7 @@ class CouncilRegistry:
             if digest == self._refused and not force:
                 return False
             try:
-                targets, digest = _parse(self.path, raw, self.settings.resilience)
+                targets, digest = _parse(self.path, raw, self.settings.resilience, self.settings.max_councils)
             except RegistryError as exc:
                 self._refused = digest
                 self._refuse(exc.problems)
@@ -324,10 +386,11 @@ class CouncilRegistry:
 
     async def close(self) -> None:
         """Stop watching and close every channel, current and retiring (at shutdown)."""
-        if self._sighup:
+        if self._sighup is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-            self._sighup = False
+                signal.signal(signal.SIGHUP, self._sighup)  # as it was before start (e.g. nohup's SIG_IGN)
+            self._sighup = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

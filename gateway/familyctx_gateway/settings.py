@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +29,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+from yaml.reader import ReaderError
 
 from familyctx.config_types import GssCode, HostPort, config_problems
 from familyctx.linkage import Thresholds
@@ -39,6 +42,7 @@ __all__ = [
     "AuditSettings",
     "BreakGlassSettings",
     "BreakerSettings",
+    "DEFAULT_MAX_COUNCILS",
     "GatewaySettings",
     "IgContact",
     "LinkageSettings",
@@ -46,10 +50,14 @@ __all__ = [
     "LinkageThresholds",
     "ListenSettings",
     "OidcSettings",
+    "PLAIN_TEXT_RULE",
     "ResilienceSettings",
     "RetrySettings",
     "TokenProfile",
+    "check_plain_text",
+    "councils_over_cap",
     "load_settings",
+    "yaml_file_problem",
 ]
 
 
@@ -61,17 +69,58 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 
 
 class _Section(BaseModel):
-    # A misspelt key (``deadline: 500``) is an error, not a silently ignored line.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt key (``deadline: 500``) is an error, not a silently ignored line; a float setting
+    # must be a finite number (``.nan`` or ``.inf`` would slip past every bound).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: Unicode categories refused in free text shown to people (council names, IG contacts): controls
+#: (Cc: ESC, newline, ...), format characters (Cf: bidirectional overrides such as U+202E, zero-width
+#: characters), line and paragraph separators, surrogates and private-use characters. A registry could
+#: otherwise colour a terminal, or forge a line (an "INCOMPLETE: ..." banner) in the CLI's output.
+_NOT_PLAIN_TEXT = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co"})
+
+PLAIN_TEXT_RULE = (
+    "must be plain text: no control characters, line breaks or invisible formatting characters "
+    "(such as bidirectional overrides)"
+)
+
+
+def check_plain_text(value: str) -> str:
+    """Return ``value`` when it has no character of :data:`_NOT_PLAIN_TEXT`'s Unicode categories;
+    raise ``ValueError`` (:data:`PLAIN_TEXT_RULE`, without the value) otherwise."""
+    if any(unicodedata.category(char) in _NOT_PLAIN_TEXT for char in value):
+        raise ValueError(PLAIN_TEXT_RULE)
+    return value
+
+
+def yaml_file_problem(exc: yaml.YAMLError | UnicodeDecodeError) -> str:
+    """The ``"(file): ..."`` problem of a config or registry file that did not parse: undecodable bytes
+    are "not valid UTF-8" (with the byte offset); a YAML error says the parser's problem and where
+    (line and column, 1-based), e.g. ``(file): is not valid YAML: while parsing a flow mapping,
+    expected ',' or '}', but got '<stream end>' (line 2, column 1)``. The parser's words name tokens,
+    at most one character, or an anchor or tag name, never a scalar value (cut at 200 characters)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"(file): is not valid UTF-8 (byte {exc.start + 1} cannot be decoded)"
+    if isinstance(exc, ReaderError):  # a character YAML does not allow, e.g. U+0000
+        code = exc.character if isinstance(exc.character, int) else -1
+        what = f"character U+{code:04X} is not allowed in YAML" if code >= 0 else "a byte is not allowed"
+        return f"(file): is not valid YAML: {what} (character {exc.position + 1})"
+    words = [w for w in (getattr(exc, "context", None), getattr(exc, "problem", None)) if w]
+    what = ", ".join(" ".join(str(w).split()) for w in words) or "the parser gave no reason"
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"(file): is not valid YAML: {what[:200]}{at}"
 
 
 class ListenSettings(_Section):
     """Where the gateway listens: ``host`` (address) and ``port`` (0 = any free port).
 
-    ``shutdown_grace_seconds``: on SIGTERM (or SIGINT) the gateway stops accepting connections at once
-    and gives the requests in progress this long (whole seconds, 1-600) to finish and commit their audit
-    records; requests still running then are cancelled (their callers get no answer), and the adapters'
-    channels and the audit store are closed (uvicorn's ``timeout_graceful_shutdown``).
+    ``shutdown_grace_seconds``: on SIGTERM (or SIGINT) the gateway drains (``/readyz`` 503, new
+    requests 503; :mod:`familyctx_gateway.stopping`) and gives the requests in progress this long
+    (whole seconds from the signal, 1-600) to finish and commit their audit records; requests still
+    running then are cancelled and answered 503 with no data, and the adapters' channels and the
+    audit store are closed.
     """
 
     host: str = "127.0.0.1"
@@ -198,10 +247,11 @@ class RetrySettings(_Section):
 
 
 class BreakerSettings(_Section):
-    """A circuit breaker per adapter (:mod:`familyctx_gateway.breaker`): after ``failures`` calls in a
-    row that failed (unavailable, timed out, error; never refused or not found), the last of them
-    within ``window_seconds`` of the first, the adapter is not called for ``open_seconds``; then one
-    trial call decides (success closes the circuit, failure opens it again)."""
+    """A circuit breaker per adapter (:mod:`familyctx_gateway.breaker`): after ``failures`` requests in
+    a row whose calls to the adapter failed (unavailable, timed out, error; never refused or not found;
+    several failed calls in one request count once), the last of them within ``window_seconds`` of the
+    first, the adapter is not called for ``open_seconds``; then one trial call decides (success closes
+    the circuit, failure opens it again), sooner if its health check reports SERVING."""
 
     failures: int = Field(default=5, ge=1, le=1000)
     window_seconds: float = Field(default=60.0, gt=0, le=86_400)
@@ -229,10 +279,16 @@ _EMAIL = re.compile(r"^(?=.{3,254}$)[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class IgContact(_Section):
-    """A council's information governance contact: ``name`` (1-100 characters) and ``email``."""
+    """A council's information governance contact: ``name`` (1-100 characters) and ``email``, both
+    plain text (:func:`check_plain_text`: they are shown to workers)."""
 
     name: str = Field(min_length=1, max_length=100)
     email: str
+
+    @field_validator("name", "email")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        return check_plain_text(value)
 
     @field_validator("email")
     @classmethod
@@ -246,7 +302,8 @@ class AdapterTarget(_Section):
     """One council's adapter: where it listens and how long the gateway waits for each call.
 
     :attr:`resilience` is the gateway's ``resilience`` section, given to each target when
-    :class:`GatewaySettings` is validated (defaults for a target built alone).
+    :class:`GatewaySettings` is validated (defaults for a target built alone). ``name`` is shown to
+    workers, so it must be plain text (:func:`check_plain_text`), like the ``ig_contact``.
     """
 
     _resilience: ResilienceSettings = PrivateAttr(default_factory=ResilienceSettings)
@@ -269,6 +326,11 @@ class AdapterTarget(_Section):
     datasets: list[str] = Field(default_factory=list, max_length=100)
     #: The council's information governance contact (the council registry, docs/deployment.md).
     ig_contact: IgContact | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return check_plain_text(value)
 
     @field_validator("datasets")
     @classmethod
@@ -426,11 +488,34 @@ class LinkageSettings(_Section):
     thresholds: LinkageThresholds = Field(default_factory=LinkageThresholds)
 
 
+#: Bounds of ``registry_poll_seconds`` and ``health_poll_seconds`` (seconds).
+MIN_POLL_SECONDS, MAX_POLL_SECONDS = 1.0, 3600.0
+#: Bounds of ``max_body_bytes``: 1 KiB to 16 MiB.
+MIN_BODY_BYTES, MAX_BODY_BYTES = 1024, 16 * 1024 * 1024
+#: Default of ``max_councils`` (England has 153 councils with children's services).
+DEFAULT_MAX_COUNCILS = 500
+
+
+def councils_over_cap(count: int, max_councils: int) -> str | None:
+    """The problem (no field name) when ``count`` councils exceed ``max_councils``, else None."""
+    if count <= max_councils:
+        return None
+    return (
+        f"lists {count} councils, more than max_councils ({max_councils}): a soft cap against a "
+        "mistaken file (each council holds a channel and a health watch); if the federation really "
+        "has more, raise max_councils in the gateway config"
+    )
+
+
 class GatewaySettings(BaseSettings):
     """All settings of the gateway process. Build with :func:`load_settings` or directly."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FAMILYCTX_GATEWAY_", env_nested_delimiter="__", extra="forbid", yaml_file=None
+        env_prefix="FAMILYCTX_GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        yaml_file=None,
+        allow_inf_nan=False,
     )
 
     listen: ListenSettings = Field(default_factory=ListenSettings)
@@ -445,19 +530,24 @@ class GatewaySettings(BaseSettings):
     adapter_tls: AdapterTlsSettings | None = None
     #: Trusted issuers. YAML: one mapping (a single issuer, the original shape) or a list of them.
     oidc: list[OidcSettings] = Field(default_factory=lambda: [OidcSettings()], min_length=1)
+    #: The most councils the gateway takes (inline ``adapters`` or the registry file), 1-10000: a soft
+    #: cap against a mistaken file (each council holds a channel and a health watch); raise it when a
+    #: federation really has more.
+    max_councils: int = Field(default=DEFAULT_MAX_COUNCILS, ge=1, le=10_000)
     #: The councils, inline (the original shape). Either this or ``registry_file``, not both.
     adapters: list[AdapterTarget] = Field(default_factory=list)
     #: The council registry: a YAML file (``councils:``, a list of adapters' entries) re-read while the
     #: gateway runs (:mod:`familyctx_gateway.registry`). When set, ``adapters`` must be empty.
     registry_file: Path | None = None
-    #: How often the registry file is checked for a change (seconds; also on SIGHUP).
-    registry_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
-    #: How often each adapter's grpc.health.v1 status is asked (seconds; :mod:`familyctx_gateway.health`).
-    health_poll_seconds: float = Field(default=10.0, gt=0, le=3600)
+    #: How often the registry file is checked for a change (seconds, 1-3600; also on SIGHUP).
+    registry_poll_seconds: float = 5.0
+    #: How often each adapter's grpc.health.v1 status is asked (seconds, 1-3600;
+    #: :mod:`familyctx_gateway.health`).
+    health_poll_seconds: float = 10.0
     #: In-flight data requests per worker and overall (429 with Retry-After beyond them).
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
-    #: Requests with a larger body are refused with 413.
-    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    #: Requests with a larger body are refused with 413 (bytes, 1 KiB-16 MiB).
+    max_body_bytes: int = 64 * 1024
     #: How long an adapter's Describe answer (datasets, freshness) is reused.
     describe_cache_seconds: float = Field(default=60.0, ge=0)
     #: Candidates asked of each adapter per FindPeople.
@@ -485,12 +575,38 @@ class GatewaySettings(BaseSettings):
             raise ValueError("each issuer may be configured once")
         return value
 
+    @field_validator("registry_poll_seconds", "health_poll_seconds")
+    @classmethod
+    def _poll_interval(cls, value: float, info: ValidationInfo) -> float:
+        if not MIN_POLL_SECONDS <= value <= MAX_POLL_SECONDS:
+            why = (
+                "to apply an edit at once, send the gateway SIGHUP"
+                if info.field_name == "registry_poll_seconds"
+                else "a shorter interval only adds load on the adapters"
+            )
+            raise ValueError(f"must be from {MIN_POLL_SECONDS:g} to {MAX_POLL_SECONDS:g} seconds ({why})")
+        return value
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _body_limit(cls, value: int) -> int:
+        if not MIN_BODY_BYTES <= value <= MAX_BODY_BYTES:
+            raise ValueError(
+                f"must be from {MIN_BODY_BYTES} to {MAX_BODY_BYTES} bytes (1 KiB to 16 MiB); requests "
+                "to the gateway are small JSON bodies and the default, 65536, fits every valid one"
+            )
+        return value
+
     @field_validator("adapters")
     @classmethod
-    def _unique_councils(cls, value: list[AdapterTarget]) -> list[AdapterTarget]:
+    def _unique_councils(cls, value: list[AdapterTarget], info: ValidationInfo) -> list[AdapterTarget]:
         codes = [a.gss_code for a in value]
         if len(codes) != len(set(codes)):
             raise ValueError("each council (gss_code) may be configured once")
+        # max_councils is declared before adapters, so it is validated first (absent when invalid).
+        problem = councils_over_cap(len(value), info.data.get("max_councils", DEFAULT_MAX_COUNCILS))
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -601,9 +717,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ga
     try:
         loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise GatewayConfigError(where, [f"(file): is not valid UTF-8 YAML{at}"]) from None
+        raise GatewayConfigError(where, [yaml_file_problem(exc)]) from None
     if loaded is not None and not isinstance(loaded, dict):
         raise GatewayConfigError(where, ["(file): must be a YAML mapping (listen, oidc, adapters, ...)"])
     oidc_input = overrides["oidc"] if "oidc" in overrides else (loaded or {}).get("oidc")

@@ -5,12 +5,20 @@ else the last one the gateway holds (asked by the health watch or an earlier req
 answered but whose Describe says a dataset is stale (refreshed longer ago than it promised) is still
 ``ok``, with a ``detail`` naming the stale datasets (:func:`stale_detail`), so the answer, and the
 audit record, which keeps each council's state and detail, say the data may be out of date.
+
+A request cut off before it ends (the shutdown grace period ran out, or the client went away) has no
+answer, but its audit record still says what is known of each council (:class:`RequestSources`,
+:meth:`SourceTracker.cut_off`): the failures seen in the calls gathered so far, which councils were
+asked for data, and which were not.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from familyctx_gateway.adapter_client import (
@@ -33,7 +41,7 @@ from familyctx_gateway.health import HealthStatus
 if TYPE_CHECKING:
     from familyctx_gateway.registry import CouncilRegistry
 
-__all__ = ["SourceTracker", "registry_summary", "source_summaries", "stale_detail"]
+__all__ = ["RequestSources", "SourceTracker", "registry_summary", "source_summaries", "stale_detail"]
 
 
 def stale_detail(datasets: list[DatasetFreshness]) -> str | None:
@@ -60,6 +68,9 @@ class SourceTracker:
         self._federation = federation
         self._results: dict[str, list[CallResult]] = {code: [] for code in federation.clients}
         self.budget = RequestBudget.start(federation.request_deadline_ms)
+        watching = _request_sources.get()
+        if watching is not None:
+            watching.tracker = self
 
     def add(self, result: CallResult) -> CallResult:
         self._results[result.gss_code].append(result)
@@ -83,6 +94,25 @@ class SourceTracker:
         if failed is not None:
             return failed.state, failed.detail, latency
         return SourceState.ok, None, latency
+
+    def cut_off(self, asked_for_data: Collection[str], detail: str) -> list[tuple[str, str, str | None]]:
+        """``(gss_code, state, detail)`` of each council of the request, for a request cut off before it
+        ended: a failure seen in the calls gathered so far (e.g. ``unavailable``, with its detail); else,
+        when it was asked for data (``asked_for_data``), ``timed_out`` with ``detail`` (whatever it
+        answered was not used: nothing was returned); else ``unknown``, not asked for data. Calls still
+        running when the request was cut off were never gathered, so only these three are known."""
+        out: list[tuple[str, str, str | None]] = []
+        for code in self._results:
+            failed = self.failure(code)
+            if failed is not None:
+                out.append((code, failed.state.value, failed.detail))
+            elif code in asked_for_data:
+                out.append((code, SourceState.timed_out.value, detail))
+            else:
+                out.append(
+                    (code, SourceState.unknown.value, "not asked for data before the request was cut off")
+                )
+        return out
 
     def all_ok(self) -> bool:
         return all(self._state(code)[0] is SourceState.ok for code in self._results)
@@ -112,6 +142,28 @@ class SourceTracker:
         return out
 
 
+_request_sources: ContextVar[RequestSources | None] = ContextVar("familyctx_request_sources", default=None)
+
+
+@dataclass(slots=True)
+class RequestSources:
+    """The :class:`SourceTracker` of the request running inside :meth:`watch`, once its work has made
+    one (None before), so that the code that audits the request can still read it if the request is
+    cut off (``asyncio.CancelledError``) before the work returns."""
+
+    tracker: SourceTracker | None = None
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[RequestSources]:
+        """Within the block, a :class:`SourceTracker` made in this context (or a task started from it)
+        is kept in :attr:`tracker`."""
+        token = _request_sources.set(self)
+        try:
+            yield self
+        finally:
+            _request_sources.reset(token)
+
+
 def source_summaries(federation: Federation, describes: Mapping[str, Any]) -> list[SourceSummary]:
     """``GET /v1/sources``: each council's last known state, datasets and freshness, its last health
     check and its registry entry's datasets and IG contact; while its adapter reports NOT_SERVING,
@@ -128,8 +180,8 @@ def source_summaries(federation: Federation, describes: Mapping[str, Any]) -> li
         elif breaker.state is BreakerState.open:
             last = SourceRecord(
                 SourceState.circuit_open,
-                f"circuit open after {breaker.failures} failed calls in a row; the next trial call in "
-                f"{breaker.retry_in_seconds or 0:.0f} s",
+                f"circuit open after {breaker.failures} requests in a row whose calls to it failed; "
+                f"the next trial call in {breaker.retry_in_seconds or 0:.0f} s",
                 last.latency_ms,
                 last.last_checked_at,
             )

@@ -62,6 +62,7 @@ HostPort = Annotated[str, _as_custom(check_host_port, "host_port", HOST_PORT_RUL
 _MESSAGES = {
     "missing": "is required",
     "extra_forbidden": "is not a known setting; remove it or check its spelling",
+    "finite_number": "must be a finite number (not nan or infinity)",
 }
 
 

@@ -3,7 +3,9 @@
 Input shapes are the gateway's published schemas (``familyctx_gateway.api.schemas``). Every source's
 state is shown explicitly; the six per-person outcomes of domain.md (records found, none found, not in
 cohort, withheld, unavailable or timed out, stale) each have their own symbol and colour, so a blank
-is never ambiguous. A partial answer (a council that did not answer) and stale datasets are announced
+is never ambiguous. A partial answer (a council that did not answer: any state of the schema's
+``SourceState`` or ``CouncilSearchState`` other than the answered ones, :data:`NOT_ANSWERED_STATES`,
+so a state added to the schema is flagged, never silently passed over) and stale datasets are announced
 in a banner BEFORE the tables, and so is an answer given under break glass (a BREAK GLASS banner and
 header). Each dataset state's reason, as its council gave it ("withheld by Manchester policy"), is
 printed once under the per-person states and marked ``[n]`` where it applies; what a policy withheld from
@@ -22,12 +24,16 @@ import unicodedata
 from collections import defaultdict
 from typing import Any
 
+from familyctx_gateway.api.schemas import CouncilSearchState, DatasetState, SourceState
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 __all__ = [
+    "ANSWERED_STATES",
+    "LEGEND_STATES",
+    "NOT_ANSWERED_STATES",
     "STATE_STYLES",
     "WIDE_LAYOUT_MIN_WIDTH",
     "break_glass_banner",
@@ -57,12 +63,45 @@ STATE_STYLES: dict[str, tuple[str, str, str]] = {
     "timed_out": ("⏱", "timed out", "bold red"),
     "refused": ("⊘", "refused", "bold red"),
     "error": ("✖", "source error", "bold red"),
+    "circuit_open": ("⊗", "circuit open: not asked, failing recently", "bold red"),
     "possible_match_only": ("?", "possible match only", "yellow"),
     "not_searched": ("·", "not searched", "dim"),
     "ok": ("●", "answered", "green"),
-    "unknown": ("?", "not yet asked", "dim"),
-    "unspecified": ("?", "unspecified", "dim"),
+    "unknown": ("◌", "not asked", "bold red"),
+    "unspecified": ("¿", "state not given by the council", "dim"),
 }
+
+#: States in which a council answered: for the whole request (``SourceState.ok``) or for one person
+#: (``CouncilSearchState``: records found, a possible match only, none found, or not searched because
+#: the person had no identifiers good enough to search on).
+ANSWERED_STATES: frozenset[str] = frozenset(
+    {
+        SourceState.ok.value,
+        CouncilSearchState.records_found.value,
+        CouncilSearchState.possible_match_only.value,
+        CouncilSearchState.none_found.value,
+        CouncilSearchState.not_searched.value,
+    }
+)
+
+#: Every other state of the schema's ``SourceState`` and ``CouncilSearchState``: the council did not
+#: answer (unavailable, timed out, refused, error, circuit open, not asked), so what it holds is missing.
+#: Derived from the enums, so that a state added to the schema is announced as missing by default.
+NOT_ANSWERED_STATES: frozenset[str] = (
+    frozenset(state.value for state in SourceState) | frozenset(state.value for state in CouncilSearchState)
+) - ANSWERED_STATES
+
+#: The states the legend under the per-person table always explains (the six of domain.md, and timed
+#: out); any other state shown in that table is added to the legend after them.
+LEGEND_STATES: tuple[str, ...] = (
+    DatasetState.records_found.value,
+    DatasetState.none_found.value,
+    DatasetState.not_in_cohort.value,
+    DatasetState.withheld.value,
+    DatasetState.stale.value,
+    CouncilSearchState.unavailable.value,
+    CouncilSearchState.timed_out.value,
+)
 
 
 #: Unicode categories escaped by :func:`printable`: control, format (bidirectional overrides, zero-width
@@ -140,16 +179,20 @@ _MISSING_WHAT = {
 }
 
 
-def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> Panel | None:
+def completeness_banner(
+    sources: list[Any], *, kind: str = "family_context", people: list[Any] | None = None
+) -> Panel | None:
     """The banner printed before any table: one ``INCOMPLETE:`` line per council that did not answer
-    (unavailable, timed out, refused, error) and one ``STALE:`` warning per dataset older than its promised
-    refresh interval. None when every council answered with fresh data. ``kind``: ``family_context``
-    or ``search`` (changes only what is said to be missing)."""
+    (any state in :data:`NOT_ANSWERED_STATES`: unavailable, timed out, refused, error, circuit open, not
+    asked) and one ``STALE:`` warning per dataset older than its promised refresh interval, or that a
+    council marked ``stale`` for a person of ``people`` (``FamilyPerson`` list) without its freshness
+    saying so. None when every council answered with fresh data. ``kind``: ``family_context`` or
+    ``search`` (changes only what is said to be missing)."""
     lines: list[Text] = []
     for source in sources:
         state = source.state.value
-        if state in ("unavailable", "timed_out", "refused", "error"):
-            words = STATE_STYLES[state][1]
+        if state in NOT_ANSWERED_STATES:
+            words = _state_words(state)
             if state == "refused" and source.detail:
                 # Refused by its sharing policy, or refused the gateway itself: the detail says which.
                 words = printable(source.detail)
@@ -181,6 +224,7 @@ def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> 
                     style="bold yellow",
                 )
             )
+    lines.extend(_marked_stale_lines(sources, people or []))
     if not lines:
         return None
     incomplete = any(line.plain.startswith("INCOMPLETE") for line in lines)
@@ -191,6 +235,34 @@ def completeness_banner(sources: list[Any], *, kind: str = "family_context") -> 
         title_align="left",
         border_style="bold red" if incomplete else "bold yellow",
     )
+
+
+def _marked_stale_lines(sources: list[Any], people: list[Any]) -> list[Text]:
+    """``STALE:`` lines for datasets a council marked ``stale`` for a person whose freshness (the
+    council's Describe, in ``sources``) does not already say so: one per council and dataset."""
+    names = {source.gss_code: source.name for source in sources}
+    announced = {(s.gss_code, d.dataset_id) for s in sources for d in s.datasets if d.stale}
+    lines = []
+    for person in people:
+        for state in person.dataset_states:
+            key = (state.gss_code, state.dataset_id)
+            if state.state.value != DatasetState.stale.value or key in announced:
+                continue
+            announced.add(key)
+            lines.append(
+                Text(
+                    f"STALE: {names.get(state.gss_code, state.gss_code)} ({state.gss_code}) "
+                    f"{printable(state.dataset_id)} data is marked stale by the council: it may be out "
+                    "of date.",
+                    style="bold yellow",
+                )
+            )
+    return lines
+
+
+def _state_words(state: str) -> str:
+    """The words for ``state`` (the state itself when it has none: never hidden)."""
+    return STATE_STYLES.get(state, ("?", state, "dim"))[1]
 
 
 def _interval(seconds: int) -> str:
@@ -390,10 +462,11 @@ def _people_table(response: Any) -> Table:
             where = possible.record.council_name if possible.record else possible.candidate_id
             notes.append(f"possible match ({possible.match_grade.value}) in {where}: not merged")
         for council_state in person.council_states:
-            if council_state.state.value in ("unavailable", "timed_out", "refused", "error"):
+            state = council_state.state.value
+            if state in NOT_ANSWERED_STATES:
                 notes.append(
                     f"{names.get(council_state.gss_code, council_state.gss_code)} did not answer: "
-                    "any records there are missing"
+                    f"any records there are missing ({_state_words(state)})"
                 )
         name = Text(_person_name(person), style="bold" if person.is_subject else "")
         if person.is_subject:
@@ -535,10 +608,11 @@ def _involvements_by_person(response: Any, names: dict[str, str], councils: dict
     return Group(*panels)
 
 
-def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> Group:
+def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]) -> tuple[Group, set[str]]:
     """Per person, per council: the council state, or each dataset's own state, marked ``[n]`` when the
     council gave a reason (e.g. "withheld by Manchester policy"); the reasons follow the table, each once,
-    printed whole (escaped, :func:`printable`), so nothing withheld is silently missing."""
+    printed whole (escaped, :func:`printable`), so nothing withheld is silently missing. Also returns
+    the states shown (for the legend)."""
     codes = [s.gss_code for s in response.sources]
     table = _table(
         "What each source said, per person (\\[n]: the council's reason, below)",
@@ -546,6 +620,12 @@ def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]
         *(councils.get(code, code) for code in codes),
     )
     reasons: dict[str, int] = {}
+    shown: set[str] = set()
+
+    def label(state: str) -> Text:
+        shown.add(state)
+        return state_label(state)
+
     for person in response.people:
         by_council: dict[str, list[Any]] = defaultdict(list)
         for state in person.dataset_states:
@@ -558,35 +638,28 @@ def _states_table(response: Any, names: dict[str, str], councils: dict[str, str]
             if datasets:
                 for ds in sorted(datasets, key=lambda d: d.dataset_id):
                     cell.append(f"{ds.dataset_id}: ")
-                    cell.append_text(state_label(ds.state.value))
+                    cell.append_text(label(ds.state.value))
                     if ds.reason:
                         number = reasons.setdefault(printable(ds.reason), len(reasons) + 1)
                         cell.append(f" [{number}]", style="bold")
                     cell.append("\n")
             elif code in council_state:
-                cell.append_text(state_label(council_state[code].state.value))
+                cell.append_text(label(council_state[code].state.value))
             else:
-                cell.append_text(state_label("not_searched"))
+                cell.append_text(label("not_searched"))
             cells.append(cell)
         table.add_row(names.get(person.person_id, person.person_id), *cells)
     notes = [Text(f"[{number}] ", style="bold").append(reason) for reason, number in reasons.items()]
-    return Group(table, *notes)
+    return Group(table, *notes), shown
 
 
-_LEGEND_STATES = (
-    "records_found",
-    "none_found",
-    "not_in_cohort",
-    "withheld",
-    "stale",
-    "unavailable",
-    "timed_out",
-)
-
-
-def _legend() -> Text:
+def _legend(shown: set[str]) -> Text:
+    """:data:`LEGEND_STATES`, then every other state in ``shown`` (in the order of
+    :data:`STATE_STYLES`, unknown ones last), so that no symbol in the table goes unexplained."""
+    rank = {state: index for index, state in enumerate(STATE_STYLES)}
+    extra = sorted(set(shown) - set(LEGEND_STATES), key=lambda state: (rank.get(state, len(rank)), state))
     legend = Text("Legend: ")
-    for state in _LEGEND_STATES:
+    for state in (*LEGEND_STATES, *extra):
         legend.append_text(state_label(state))
         legend.append("   ")
     return legend
@@ -609,15 +682,11 @@ def render_family_context(response: Any, console: Console) -> None:
     console.print(Panel(header, style="bold red" if glass is not None else "bold"))
     if glass is not None:
         console.print(glass)
-    banner = completeness_banner(response.sources)
+    banner = completeness_banner(response.sources, people=response.people)
     if banner is not None:
         console.print(banner)
     if not response.people:
-        down = [
-            f"{s.name}: {STATE_STYLES.get(s.state.value, ('', s.state.value, ''))[1]}"
-            for s in response.sources
-            if s.state.value != "ok"
-        ]
+        down = [f"{s.name}: {_state_words(s.state.value)}" for s in response.sources if s.state.value != "ok"]
         console.print(
             Text(
                 "No family context: the subject's council did not answer"
@@ -628,6 +697,7 @@ def render_family_context(response: Any, console: Console) -> None:
         )
         console.print(_sources_table(response.sources))
         return
+    states, shown = _states_table(response, names, councils)
     console.print(
         Group(
             _people_table(response),
@@ -638,8 +708,8 @@ def render_family_context(response: Any, console: Console) -> None:
                 if console.width >= WIDE_LAYOUT_MIN_WIDTH
                 else _involvements_by_person(response, names, councils)
             ),
-            _states_table(response, names, councils),
-            _legend(),
+            states,
+            _legend(shown),
             _sources_table(response.sources),
         )
     )

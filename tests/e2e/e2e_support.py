@@ -53,8 +53,11 @@ class Gateway:
         return response
 
     def family_context(self, subject: dict[str, Any], **kwargs: Any) -> httpx.Response:
-        body = {"purpose": PURPOSE, "case_reference": CASE_REFERENCE,
-                "subject": {"gss_code": subject["gss_code"], "local_person_id": subject["local_person_id"]}}
+        body = {
+            "purpose": PURPOSE,
+            "case_reference": CASE_REFERENCE,
+            "subject": {"gss_code": subject["gss_code"], "local_person_id": subject["local_person_id"]},
+        }
         return self.post("/v1/family-context", body, **kwargs)
 
 
@@ -77,8 +80,9 @@ def personal_data(scenario: dict[str, Any]) -> list[str]:
 def person_holding(answer: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     """The merged person of ``answer`` that includes the council record ``record`` (gss + local id)."""
     key = (record["gss_code"], record["local_person_id"])
-    matches = [p for p in answer["people"]
-               if key in {(r["gss_code"], r["local_person_id"]) for r in p["records"]}]
+    matches = [
+        p for p in answer["people"] if key in {(r["gss_code"], r["local_person_id"]) for r in p["records"]}
+    ]
     assert len(matches) == 1, f"record {key} should be in exactly one person, found {len(matches)}"
     return matches[0]
 
@@ -98,10 +102,19 @@ class GatewayProcess:
     url: str = ""
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+    #: Notified on every line read and at the end of the output.
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    ended: bool = False
 
     @property
     def text(self) -> str:
         return "".join(self.output)
+
+    def wait_for_output(self, text: str, timeout: float = PROCESS_WAIT_SECONDS) -> bool:
+        """Wait until ``text`` appears in the output (True), the output ends or ``timeout`` s pass."""
+        with self.changed:
+            self.changed.wait_for(lambda: text in self.text or self.ended, timeout)
+            return text in self.text
 
     def stop(self) -> None:
         """SIGKILL if still running, wait for it and its output reader."""
@@ -118,8 +131,9 @@ def start_gateway_process(config: Path, *, port: int = 0) -> GatewayProcess:
     """Start ``familyctx gateway serve --config config`` on 127.0.0.1:``port`` (0: any free port) and
     return once it prints "gateway ready" (fails the test after :data:`PROCESS_WAIT_SECONDS`)."""
     popen = subprocess.Popen(
-        familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1",
-                       "--port", str(port)),
+        familyctx_argv(
+            "gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -130,11 +144,16 @@ def start_gateway_process(config: Path, *, port: int = 0) -> GatewayProcess:
     def read() -> None:
         assert popen.stdout is not None
         for line in popen.stdout:
-            process.output.append(line)
+            with process.changed:
+                process.output.append(line)
+                process.changed.notify_all()
             found = _READY.search(line)
             if found and not ready.is_set():
                 process.url = found.group(1)
                 ready.set()
+        with process.changed:
+            process.ended = True
+            process.changed.notify_all()
 
     process.reader = threading.Thread(target=read, daemon=True)
     process.reader.start()
@@ -156,8 +175,8 @@ def write_gateway_config(
 ) -> Path:
     """The session federation's gateway configuration with its own audit database ``audit_url``, some
     councils reached at other ``addresses`` (GSS code -> host:port, e.g. a proxy; the certificate's DNS
-    name stays), every adapter's ``deadline_ms``, a ``resilience`` section and ``extra`` top-level settings
-when given."""
+    name stays), every adapter's ``deadline_ms``, a ``resilience`` section and ``extra`` top-level
+    settings when given."""
     data: dict[str, Any] = yaml.safe_load(federation.layout.gateway_config.read_text(encoding="utf-8"))
     for adapter in data["adapters"]:
         adapter["address"] = (addresses or {}).get(adapter["gss_code"], adapter["address"])

@@ -6,7 +6,7 @@ audit record) says the data is stale; ``/readyz`` stays ready with every council
 
 The councils are real gRPC servers over mutual TLS on 127.0.0.1 port 0 serving the AdapterService
 (fake council data) beside grpc.health.v1 (grpc's own aio HealthServicer, as the adapter does). The
-health watch polls every 0.1 s here; waits are bounded polls of GET /v1/sources.
+health watch polls every 1 s here (the shortest allowed); waits are bounded polls of GET /v1/sources.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,11 @@ def issuer() -> Iterator[TestIssuer]:
 
 
 @asynccontextmanager
-async def watched_council(data: CouncilData) -> AsyncIterator[tuple[str, FakeAdapterService, Any]]:
-    """``data`` served with grpc.health.v1 beside it (SERVING at first); yields (address, servicer,
-    health servicer)."""
+async def watched_council(
+    data: CouncilData, address: str = "127.0.0.1:0"
+) -> AsyncIterator[tuple[str, FakeAdapterService, Any]]:
+    """``data`` served with grpc.health.v1 beside it (SERVING at first) on ``address`` (default: a free
+    port); yields (address, servicer, health servicer)."""
     trust = CouncilTrust(session_pki(), ASSERTION_ISSUER)
     servicer = FakeAdapterService(data, trust.verifier(data.gss_code))
     health = health_aio.HealthServicer()
@@ -61,7 +63,7 @@ async def watched_council(data: CouncilData) -> AsyncIterator[tuple[str, FakeAda
     server = grpc.aio.server()
     adapter_pb2_grpc.add_AdapterServiceServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    port = server.add_secure_port("127.0.0.1:0", trust.server_credentials(data.gss_code))
+    port = server.add_secure_port(address, trust.server_credentials(data.gss_code))
     await server.start()
     try:
         yield f"127.0.0.1:{port}", servicer, health
@@ -84,7 +86,7 @@ async def gateway_watching(
         issuer,
         f"sqlite:///{tmp_path / 'audit.sqlite'}",
         extra_targets=[target],
-        health_poll_seconds=0.1,
+        health_poll_seconds=1.0,
         **settings,
     ) as gw:
         yield gw
@@ -175,6 +177,40 @@ async def test_a_council_reporting_not_serving_is_unavailable_without_a_data_cal
     assert WATCHED in {r["gss_code"] for r in after["candidates"][0]["records"]}
 
 
+async def test_an_open_circuit_lets_a_trial_through_as_soon_as_the_adapter_reports_serving_again(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    """The council goes away, its circuit opens (for 600 s here), it comes back on the same port: once its
+    health check answers SERVING the next request is the trial call and is answered, without waiting out
+    the cool-off (found by a fresh-user test: "next trial call in 16 s" with the adapter serving)."""
+    settings = {
+        "resilience": {"retry": {"max_attempts": 1}, "breaker": {"failures": 2, "open_seconds": 600}},
+        # Only searches call the council (no Describe): the search after SERVING is the trial.
+        "describe_cache_seconds": 600,
+    }
+    async with AsyncExitStack() as first_life:
+        address, _servicer, _health = await first_life.enter_async_context(watched_council(bradford()))
+        async with gateway_watching(issuer, tmp_path, address, **settings) as gw:
+            await wait_for_health(gw, "serving")
+            assert source(await search(gw))["state"] == "ok"
+            await first_life.aclose()  # the council goes away
+
+            for _ in range(2):
+                assert source(await search(gw))["state"] == "unavailable"
+            opened = source(await search(gw))
+            assert opened["state"] == "circuit_open" and "the next trial call in" in opened["detail"]
+            await wait_for_health(gw, "no_answer")
+
+            async with watched_council(bradford(), address) as (_address, servicer, _health):
+                await wait_for_health(gw, "serving")
+                answered = await search(gw)
+                listed_after = await listed(gw)
+    assert source(answered)["state"] == "ok"
+    assert WATCHED in {r["gss_code"] for r in answered["candidates"][0]["records"]}
+    assert finds(servicer) == 1
+    assert listed_after["state"] == "ok"
+
+
 async def test_stale_data_is_named_in_the_answer_and_the_audit_record(
     issuer: TestIssuer, tmp_path: Path
 ) -> None:
@@ -216,7 +252,7 @@ async def test_readyz_stays_ready_with_every_council_down(issuer: TestIssuer, tm
                 audit={"database_url": f"sqlite:///{tmp_path / 'audit.sqlite'}", "auto_migrate": True},
                 oidc=[OidcSettings(issuer=issuer.issuer, audience=AUDIENCE)],
                 adapters=targets,
-                health_poll_seconds=0.1,
+                health_poll_seconds=1.0,
                 **gateway_trust_settings(session_pki()),
             )
             app = create_app(settings)

@@ -1,10 +1,11 @@
 """The council registry file, changed while the gateway runs: a council added is asked by the next search,
 one removed is not asked and its channel is closed, an invalid edit is refused whole (the registry in
-use stays, the error is logged and shown in GET /v1/sources).
+use stays, the error is logged and shown in GET /v1/sources), an empty file or list included (it would
+remove every council); the same problems stop the gateway at start-up.
 
 The councils are real gRPC servers (fake councils over mutual TLS on 127.0.0.1 port 0); the gateway is
-the real app with its lifespan (so the registry's own file watch runs, every 0.1 s here). Waits are
-bounded polls of GET /v1/sources, never sleeps that assume speed.
+the real app with its lifespan (so the registry's own file watch runs, every 1 s here: the shortest
+allowed). Waits are bounded polls of GET /v1/sources, never sleeps that assume speed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 from familyctx_gateway.adapter_client import AdapterClient, GrpcTransport
 from familyctx_gateway.app import create_app
 from familyctx_gateway.errors import GatewayConfigError
-from familyctx_gateway.registry import read_registry
+from familyctx_gateway.registry import EMPTY_FILE_PROBLEM, read_registry
 from familyctx_gateway.settings import GatewaySettings, OidcSettings, ResilienceSettings, load_settings
 from familyctx_gateway.testing.audit import committed_records
 from familyctx_gateway.testing.fake_council import CouncilTrust, FakeAdapterService, start_council
@@ -80,7 +81,7 @@ async def registry_gateway(
         audit={"database_url": f"sqlite:///{tmp_path / 'audit.sqlite'}", "auto_migrate": True},
         oidc=[OidcSettings(issuer=issuer.issuer, audience=AUDIENCE)],
         registry_file=registry,
-        registry_poll_seconds=0.1,
+        registry_poll_seconds=1.0,
         **{**gateway_trust_settings(session_pki()), **settings},
     )
     app = create_app(gateway_settings)
@@ -222,7 +223,11 @@ def _requester() -> Requester:
 
 
 BAD_EDITS = {
-    "bad_yaml": ("councils: [\n  - {gss_code: E08000007\n", "(file): is not valid UTF-8 YAML (line"),
+    "bad_yaml": ("councils: [\n  - {gss_code: E08000007\n", "(file): is not valid YAML: while parsing"),
+    # Truncated in place by an editor or `>`: refused, or every council would be dropped.
+    "empty_file": ("", EMPTY_FILE_PROBLEM),
+    "empty_list": ("councils: []\n", "councils: the registry lists no councils: an empty list is refused"),
+    "control_characters": (None, "councils[1].name: must be plain text"),
     "duplicate_gss_code": (None, "councils[2].gss_code: each council (gss_code) may be listed once"),
     "bad_address": (None, "councils[1].address: must be host:port"),
     "unknown_key": (None, "councils[0].adress: is not a known setting"),
@@ -252,6 +257,8 @@ async def test_an_invalid_edit_is_refused_whole_and_the_registry_in_use_stays(
                     councils_[2] = entry(STOCKPORT, addresses[LEEDS])
                 elif edit == "bad_address":
                     manchester["address"] = bad_address
+                elif edit == "control_characters":  # a forged CLI line, coloured red
+                    manchester["name"] = "Manchester\x1b[31m\nINCOMPLETE: not-a-port"
                 else:
                     councils_[0]["adress"] = councils_[0].pop("address")
                 write_registry(registry, councils_)
@@ -307,6 +314,10 @@ def test_an_invalid_registry_file_stops_the_gateway_at_start(tmp_path: Path) -> 
     with pytest.raises(GatewayConfigError) as raised:
         create_app(missing)
     assert raised.value.problems == ["(file): cannot be read (No such file or directory)"]
+    registry.write_bytes(b"")
+    with pytest.raises(GatewayConfigError) as raised:
+        create_app(settings)
+    assert raised.value.problems == [EMPTY_FILE_PROBLEM]
 
 
 def test_the_example_registry_file_is_a_valid_registry() -> None:

@@ -378,7 +378,9 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_the_co
             body = await search(gw)
             bradford = source(body)
             assert bradford["state"] == "circuit_open"
-            assert bradford["detail"].startswith("not asked: circuit open after 3 failed calls in a row")
+            assert bradford["detail"].startswith(
+                "not asked: circuit open after 3 requests in a row whose calls to it failed"
+            )
             assert failing.attempts == 3
             assert_others_answered(body)
             audited = audited_councils(gw, body["request_id"])[SCRIPTED]
@@ -396,6 +398,48 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_the_co
                 sources = (await gw.client.get("/v1/sources", headers=gw.auth())).json()
                 assert source(sources)["state"] == "ok"
     assert failing.attempts == 3
+
+
+async def test_one_family_context_request_counts_once_however_many_of_its_look_ups_failed(
+    issuer: TestIssuer, tmp_path: Path
+) -> None:
+    """A family context looks each family member up in every other council at once: their failures are
+    one failed request, so one slow or failing request cannot open a council's circuit for everyone
+    (found by a fresh-user test). Two requests (``failures: 2``) do open it."""
+
+    async def down(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "down")
+        raise AssertionError("unreachable")
+
+    async def family_context() -> dict[str, Any]:
+        resp = await gw.client.post(
+            "/v1/family-context",
+            json={**PURPOSE, "subject": {"gss_code": STOCKPORT, "local_person_id": "S-1001"}},
+            headers=gw.auth(),
+        )
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    council = ScriptedCouncil(down)
+    settings = {"retry": {"max_attempts": 1}, "breaker": {"failures": 2, "open_seconds": 600.0}}
+    async with serve(council) as address, gateway_with(issuer, tmp_path, address, **settings) as gw:
+        first = await family_context()
+        look_ups = council.attempts
+        assert look_ups >= 2  # one FindPeople per family member: more than the breaker's 2 failures
+        assert source(first)["state"] == "unavailable"
+
+        second = await family_context()  # still asked: the first request was one failure
+        assert source(second)["state"] == "unavailable"
+        assert council.attempts == 2 * look_ups
+
+        third = await family_context()  # two failed requests in a row: open
+    assert source(third)["state"] == "circuit_open"
+    assert source(third)["detail"].startswith(
+        "not asked: circuit open after 2 requests in a row whose calls to it failed"
+    )
+    assert council.attempts == 2 * look_ups
+    assert {source(third, code)["state"] for code in (STOCKPORT, LEEDS, MANCHESTER)} == {"ok"}
 
 
 async def test_a_council_rejecting_queries_stays_in_circuit(issuer: TestIssuer, tmp_path: Path) -> None:

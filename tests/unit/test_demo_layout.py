@@ -14,6 +14,7 @@ from familyctx.demo import DataLayout, FederationPorts
 from familyctx.demo.configs import write_adapter_configs, write_gateway_config
 from familyctx.demo.errors import DataDirError
 from familyctx.demo.hints import cli_invocation, try_commands
+from familyctx.demo.supervisor import describe_exit
 from familyctx.demo.trust import ensure_demo_pki
 
 
@@ -40,6 +41,42 @@ def test_data_dir_is_private_and_old_world_readable_files_are_closed(tmp_path: P
     assert modes["audit.sqlite"] == 0o600
     assert modes["config/gateway.yaml"] == 0o600  # written owner-only whatever this process's umask
     assert all(mode & 0o077 == 0 for mode in modes.values()), modes
+
+
+def test_with_registry_the_demo_gateway_reads_its_councils_from_a_registry_file(tmp_path: Path) -> None:
+    """``familyctx demo --registry``: gateway.yaml names config/councils.yaml (owner-only), which lists
+    the three councils as the inline list would, and is a registry the gateway accepts."""
+    from familyctx_gateway.registry import read_registry
+    from familyctx_gateway.settings import load_settings
+
+    layout = DataLayout(tmp_path / "demo")
+    layout.make_private()
+    pki, _ = ensure_demo_pki(layout)
+    inline = load_settings(write_gateway_config(layout, FederationPorts(), "127.0.0.1", pki))
+    settings = load_settings(write_gateway_config(layout, FederationPorts(), "127.0.0.1", pki, registry=True))
+    assert settings.adapters == [] and settings.registry_file == layout.council_registry
+    targets, _ = read_registry(layout.council_registry, settings.resilience)
+    fields = ("gss_code", "name", "address", "deadline_ms", "tls_server_name")
+    assert [t.model_dump(include=set(fields)) for t in targets] == [
+        a.model_dump(include=set(fields)) for a in inline.adapters
+    ]
+    assert all(t.ig_contact is not None and t.datasets for t in targets)
+    assert _modes(layout.root)["config/councils.yaml"] == 0o600
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (0, "exited with code 0"),
+        (1, "exited with code 1"),
+        (-1, "was killed by signal SIGHUP"),
+        (-9, "was killed by signal SIGKILL"),
+        (-200, "was killed by signal 200"),
+        (None, "is running"),
+    ],
+)
+def test_a_childs_end_is_said_in_words(code: int | None, words: str) -> None:
+    assert describe_exit(code) == words
 
 
 def test_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -83,11 +120,18 @@ def test_demo_data_dir_that_is_a_file_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "is a file" in result.output
 
 
-@pytest.mark.parametrize(("args", "says"), [(["--port", "99999"], "--port"), (["--port", "-1"], "--port"),
-                                            (["--log-level", "bogus"], "--log-level")])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--port", "99999"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--log-level", "bogus"], "--log-level"),
+    ],
+)
 def test_bad_oidc_options_exit_2(args: list[str], says: str, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["oidc", "serve", "--state-dir", str(tmp_path / "s"), *args],
-                           env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["oidc", "serve", "--state-dir", str(tmp_path / "s"), *args], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 2 and says in result.output
 
 
@@ -99,8 +143,9 @@ def _script(directory: Path) -> Path:
     return script
 
 
-def test_cli_invocation_is_the_running_script_relative_to_cwd(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_invocation_is_the_running_script_relative_to_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script = _script(tmp_path / ".venv" / "bin")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # familyctx not on PATH, as for a fresh user
     assert cli_invocation(str(script), "/usr/bin/python3", tmp_path) == ".venv/bin/familyctx"
@@ -108,8 +153,9 @@ def test_cli_invocation_is_the_running_script_relative_to_cwd(tmp_path: Path,
     assert cli_invocation(str(script), "/usr/bin/python3", tmp_path / "elsewhere") == str(script)
 
 
-def test_cli_invocation_for_python_dash_m_uses_the_venv_script(tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_invocation_for_python_dash_m_uses_the_venv_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _script(tmp_path / ".venv" / "bin")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     python = tmp_path / ".venv" / "bin" / "python"
@@ -119,26 +165,35 @@ def test_cli_invocation_for_python_dash_m_uses_the_venv_script(tmp_path: Path,
     assert cli_invocation(main, str(bare), tmp_path) == f"{bare} -m familyctx"
 
 
-def test_cli_invocation_is_bare_when_path_finds_this_script(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_invocation_is_bare_when_path_finds_this_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     script = _script(tmp_path / ".venv" / "bin")
     monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}/usr/bin")
     assert cli_invocation(str(script), "/usr/bin/python3", tmp_path) == "familyctx"
 
 
-CHILD = {"gss_code": "E08000007", "local_person_id": "100001", "family_name": "O'Neill",
-         "date_of_birth": "2016-03-05"}
+CHILD = {
+    "gss_code": "E08000007",
+    "local_person_id": "100001",
+    "family_name": "O'Neill",
+    "date_of_birth": "2016-03-05",
+}
 
 
 def test_try_commands_are_runnable_lines() -> None:
-    search, context, curl = try_commands(".venv/bin/familyctx", CHILD, issuer="http://127.0.0.1:9000",
-                                         gateway_url="http://127.0.0.1:8000")
+    search, context, curl = try_commands(
+        ".venv/bin/familyctx", CHILD, issuer="http://127.0.0.1:9000", gateway_url="http://127.0.0.1:8000"
+    )
     assert search.startswith(".venv/bin/familyctx query search ") and '--family-name "O\'Neill"' in search
     assert "--person-id 100001" in context and "--issuer" not in context
-    assert curl == ('curl -H "Authorization: Bearer $(.venv/bin/familyctx token --user sw.stockport)" '
-                    "http://127.0.0.1:8000/v1/sources")
-    elsewhere = try_commands("familyctx", CHILD, issuer="http://127.0.0.1:19001",
-                             gateway_url="http://127.0.0.1:19000")
+    assert curl == (
+        'curl -H "Authorization: Bearer $(.venv/bin/familyctx token --user sw.stockport)" '
+        "http://127.0.0.1:8000/v1/sources"
+    )
+    elsewhere = try_commands(
+        "familyctx", CHILD, issuer="http://127.0.0.1:19001", gateway_url="http://127.0.0.1:19000"
+    )
     assert all("--issuer http://127.0.0.1:19001" in line for line in elsewhere)
 
 
@@ -146,8 +201,12 @@ def test_try_commands_print_unwrapped_at_80_columns() -> None:
     from rich.console import Console
 
     console = Console(width=80, record=True, color_system=None)
-    lines = try_commands("/a/long/path/to/the/project/.venv/bin/familyctx", CHILD,
-                         issuer="http://127.0.0.1:19001", gateway_url="http://127.0.0.1:19000")
+    lines = try_commands(
+        "/a/long/path/to/the/project/.venv/bin/familyctx",
+        CHILD,
+        issuer="http://127.0.0.1:19001",
+        gateway_url="http://127.0.0.1:19000",
+    )
     for line in lines:
         console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     printed = console.export_text().splitlines()
@@ -155,9 +214,27 @@ def test_try_commands_print_unwrapped_at_80_columns() -> None:
 
 
 @pytest.mark.parametrize("url", ["http://[bad", "ftp://x", "", "http://127.0.0.1:99999", "http://:80"])
-@pytest.mark.parametrize("command", [["token", "--user", "sw.stockport", "--issuer"],
-                                     ["query", "search", "--user", "sw.stockport", "--purpose", "s47_enquiry",
-                                      "--case-ref", "C", "--family-name", "X", "--token", "t", "--gateway"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "--user", "sw.stockport", "--issuer"],
+        [
+            "query",
+            "search",
+            "--user",
+            "sw.stockport",
+            "--purpose",
+            "s47_enquiry",
+            "--case-ref",
+            "C",
+            "--family-name",
+            "X",
+            "--token",
+            "t",
+            "--gateway",
+        ],
+    ],
+)
 def test_bad_issuer_or_gateway_url_exits_2_before_any_request(command: list[str], url: str) -> None:
     result = runner.invoke(app, [*command, url], env={"COLUMNS": "200"})
     assert result.exit_code == 2, result.output

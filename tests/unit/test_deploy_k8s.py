@@ -8,6 +8,7 @@ check what each overlay replaces).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +26,7 @@ BASE = K8S / "base"
 OVERLAYS = K8S / "overlays"
 GATEWAY_LABEL = {"app.kubernetes.io/name": "familyctx-gateway"}
 ADAPTER_LABEL = {"app.kubernetes.io/name": "familyctx-adapter"}
+RETENTION = "familyctx-gateway-audit-retention"
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
 
@@ -88,9 +90,19 @@ def test_strict_validation_catches_a_misspelt_field() -> None:
         kubernetes_validate.validate(bad, KUBERNETES_VERSIONS[-1], strict=True)
 
 
-@pytest.mark.parametrize("name", ["familyctx-gateway", "familyctx-adapter"])
-def test_pods_are_hardened(base: list[dict[str, Any]], name: str) -> None:
-    pod = _one(base, "Deployment", name)["spec"]["template"]["spec"]
+def _pod(resource: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec of a Deployment or a CronJob."""
+    if resource["kind"] == "CronJob":
+        return resource["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return resource["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [("Deployment", "familyctx-gateway"), ("Deployment", "familyctx-adapter"), ("CronJob", RETENTION)],
+)
+def test_pods_are_hardened(base: list[dict[str, Any]], kind: str, name: str) -> None:
+    pod = _pod(_one(base, kind, name))
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 10001
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -206,6 +218,69 @@ def test_gateway_probes_use_healthz_and_readyz(base: list[dict[str, Any]]) -> No
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["args"] == ["gateway", "serve", "--config", "/etc/familyctx/gateway.yaml"]
+
+
+def test_gateway_stop_budget_covers_the_pre_stop_pause_and_the_shutdown_grace(
+    base: list[dict[str, Any]],
+) -> None:
+    from familyctx_gateway.settings import load_settings
+
+    pod = _one(base, "Deployment", "familyctx-gateway")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # An exec of the image's own Python (no writable file needed: the root filesystem is read-only).
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["python", "-c"]
+    found = re.fullmatch(r"import time; time\.sleep\((\d+)\)", command[2])
+    assert found, command
+    pause = int(found.group(1))
+    assert 2 <= pause <= 15  # long enough for the endpoints to go, short enough not to delay rollouts
+    closing = 5  # channels and the audit store closed, a last tree head signed
+    for config in (BASE / "gateway" / "gateway.yaml", OVERLAYS / "central" / "gateway.yaml"):
+        settings = load_settings(config)
+        grace = settings.listen.shutdown_grace_seconds
+        assert pause + grace + closing <= pod["terminationGracePeriodSeconds"], config
+        # The grace lets a request waiting on its slowest council still finish.
+        assert all(a.deadline_ms / 1000 + 1 <= grace for a in settings.adapters), config
+
+
+def test_audit_retention_runs_the_gateway_retention_command_daily(base: list[dict[str, Any]]) -> None:
+    from typer.testing import CliRunner
+
+    from familyctx.cli import app
+
+    cron = _one(base, "CronJob", RETENTION)
+    fields = cron["spec"]["schedule"].split()
+    assert len(fields) == 5 and fields[2:] == ["*", "*", "*"], "daily"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = _pod(cron)
+    assert pod["restartPolicy"] == "Never"
+    (container,) = pod["containers"]
+    gateway = _one(base, "Deployment", "familyctx-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == gateway["image"]
+    assert container["args"] == ["gateway", "retention", "--config", "/etc/familyctx/gateway.yaml"]
+    # The same config and audit database as the gateway; no keys or certificates.
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
+    assert env == {
+        "FAMILYCTX_GATEWAY_AUDIT_DATABASE_URL": {"name": "familyctx-gateway-audit-database", "key": "url"}
+    }
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "familyctx-gateway-config"
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/etc/familyctx", "/tmp"}
+    # The command exists and takes --config.
+    result = CliRunner().invoke(app, ["gateway", "retention", "--help"])
+    assert result.exit_code == 0 and "--config" in result.output
+    # Not selected by the gateway's Service or disruption budget; its own policy: DNS and PostgreSQL out.
+    labels = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    for selector in (
+        _one(base, "Service", "familyctx-gateway")["spec"]["selector"],
+        _one(base, "PodDisruptionBudget", "familyctx-gateway")["spec"]["selector"]["matchLabels"],
+    ):
+        assert not selector.items() <= labels.items()
+    policy = _one(base, "NetworkPolicy", RETENTION)["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in policy
+    ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 5432)}
 
 
 def test_secrets_come_from_secret_references_not_config(base: list[dict[str, Any]]) -> None:
@@ -338,4 +413,11 @@ def test_rendered_central_overlay() -> None:
     kinds = sorted(r["kind"] for r in resources)
     assert kinds == sorted(
         ["Namespace", "ConfigMap", "Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy"]
+        + ["CronJob", "NetworkPolicy"]  # audit retention
+    )
+    # The retention job mounts the very ConfigMap the gateway does (name with its hash suffix).
+    cron_volumes = {v["name"]: v for v in _pod(_one(resources, "CronJob", RETENTION))["volumes"]}
+    assert cron_volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert all(
+        r["metadata"]["namespace"] == "familyctx-central" for r in resources if r["kind"] != "Namespace"
     )

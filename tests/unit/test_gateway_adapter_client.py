@@ -245,3 +245,65 @@ async def test_a_failing_hook_sends_nothing() -> None:
     finally:
         before_data_call.reset(token)
     assert transport.metadata == []
+
+
+# --- logs: one summary line per request, failures one line each ---------------------------------------
+
+
+async def test_a_request_logs_one_summary_line_and_a_line_only_for_each_failed_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from familyctx_gateway.adapter_client import Federation, logged_calls
+
+    transports: dict[str, Any] = {f"E0990000{n}": _Recorder() for n in range(1, 5)}
+    transports["E09900005"] = _Refusing(grpc.StatusCode.UNAVAILABLE, "Connection refused")
+    transports["E09900006"] = _Refusing(grpc.StatusCode.PERMISSION_DENIED, "no")
+    federation = Federation(
+        {code: _client(transport, gss_code=code) for code, transport in transports.items()}
+    )
+    caplog.set_level("INFO", logger="familyctx_gateway.adapter_client")
+    with logged_calls("r-1"):
+        results = await federation.fan_out(
+            "find_people", {code: adapter_pb2.FindPeopleRequest() for code in transports}, requester=REQUESTER
+        )
+    assert sum(r.ok for r in results.values()) == 4
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    per_call = [(level, m) for level, m in lines if m.startswith("adapter call ")]
+    assert per_call == [
+        (
+            "INFO",
+            "adapter call request_id=r-1 council=E09900005 method=find_people state=unavailable "
+            f"latency_ms={results['E09900005'].latency_ms}",
+        ),
+        (
+            "WARNING",
+            "adapter call request_id=r-1 council=E09900006 method=find_people state=refused "
+            f"latency_ms={results['E09900006'].latency_ms}",
+        ),
+    ]
+    summary = [m for _level, m in lines if m.startswith("adapter calls ")]
+    assert len(summary) == 1
+    assert summary[0].startswith(
+        "adapter calls request_id=r-1 calls=6 ok=4 refused=1 unavailable=1 slowest=E0990"
+    )
+
+
+async def test_ok_calls_are_still_logged_one_by_one_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    from familyctx_gateway.adapter_client import logged_calls
+
+    caplog.set_level("DEBUG", logger="familyctx_gateway.adapter_client")
+    client = _client(_Recorder())
+    with logged_calls("r-2"):
+        await client.call("describe", adapter_pb2.DescribeRequest(), requester=REQUESTER)
+    messages = [(r.levelname, r.getMessage().split(" latency_ms")[0]) for r in caplog.records]
+    assert ("DEBUG", "adapter call request_id=r-1 council=E08000007 method=describe state=ok") in messages
+    assert [m for _l, m in messages if m.startswith("adapter calls request_id=r-2 calls=1 ok=1")]
+
+
+async def test_no_summary_line_when_no_council_was_called(caplog: pytest.LogCaptureFixture) -> None:
+    from familyctx_gateway.adapter_client import logged_calls
+
+    caplog.set_level("DEBUG", logger="familyctx_gateway.adapter_client")
+    with logged_calls("r-3"):
+        pass
+    assert caplog.records == []

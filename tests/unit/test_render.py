@@ -217,6 +217,7 @@ def test_one_incomplete_line_per_missing_council_with_its_reason() -> None:
     answer = _family_context().model_dump(mode="json")
     answer["sources"][1].update(state="unavailable", datasets=[])
     answer["sources"][2].update(state="error")
+    answer["people"][1]["dataset_states"][0]["state"] = "records_found"  # not marked stale either
     text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
     assert text.count("INCOMPLETE:") == 2
     assert "INCOMPLETE: Leeds (E08000035) did not answer (source unavailable)" in text
@@ -227,7 +228,10 @@ def test_one_incomplete_line_per_missing_council_with_its_reason() -> None:
 def test_complete_fresh_answer_has_no_banner() -> None:
     answer = _family_context().model_dump(mode="json")
     answer["sources"][1]["datasets"][0]["stale"] = False
+    answer["people"][1]["dataset_states"][0]["state"] = "records_found"
     answer["sources"][2].update(state="ok", detail=None)
+    answer["people"][0]["council_states"][1]["state"] = "none_found"
+    answer["people"][1]["council_states"][0]["state"] = "none_found"
     text = _text(render_family_context, FamilyContextResponse.model_validate(answer))
     assert "INCOMPLETE" not in text and "STALE:" not in text and "PARTIAL ANSWER" not in text
 

@@ -11,6 +11,10 @@ and hashed (SHA-256); the audit record (who, whose: subjects searched for and re
 query, records, involvements and the response hash, outcome per council, request and trace id) is
 committed, and only then is a :class:`~fastapi.Response` with exactly those bytes returned. If the
 write fails the caller gets 503 and no data. Failures of the work are audited too (outcome ``error``).
+A request cut off before its work ends (the shutdown grace period ran out, or the client went away) is
+audited ``error`` 503 with what is known of each council then (:meth:`SourceTracker.cut_off
+<familyctx_gateway.sources.SourceTracker.cut_off>`): a failure already seen, ``timed_out`` "cut off"
+for a council asked for data, ``unknown`` for one not asked.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from fastapi import Response
 
 from familyctx.trust.assertion import Requester
 from familyctx_gateway.access import Authorisation
-from familyctx_gateway.adapter_client import before_data_call
+from familyctx_gateway.adapter_client import before_data_call, logged_calls
 from familyctx_gateway.api.deps import requester_for
 from familyctx_gateway.api.schemas import BreakGlassInUse
 from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed, CouncilOutcome
@@ -33,11 +37,18 @@ from familyctx_gateway.audit_content import Shown, current_trace_id, searched_fo
 from familyctx_gateway.auth import Principal
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 from familyctx_gateway.search import Outcome
+from familyctx_gateway.sources import RequestSources
 
 if TYPE_CHECKING:
     from familyctx_gateway.app import GatewayContext
 
-__all__ = ["run_audited"]
+__all__ = ["CUT_OFF_DETAIL", "run_audited"]
+
+#: The audit record's detail for a council asked for data by a request that was then cut off.
+CUT_OFF_DETAIL = (
+    "cut off: asked for data, but the request was cancelled before its answer was used (the gateway was "
+    "stopping, or the client went away)"
+)
 
 
 async def run_audited(
@@ -65,12 +76,19 @@ async def run_audited(
     trace_id = current_trace_id()
 
     def event(
-        outcome: AuditOutcome, status: int, result: Outcome | None = None, body: bytes | None = None
+        outcome: AuditOutcome,
+        status: int,
+        result: Outcome | None = None,
+        body: bytes | None = None,
+        cut_off: list[CouncilOutcome] | None = None,
     ) -> AuditEvent:
         seen = shown(result.response) if result is not None else Shown()
-        councils = seen.councils or [
-            CouncilOutcome(code, state) for code, state in (result.councils if result else {}).items()
-        ]
+        councils = (
+            seen.councils
+            or [CouncilOutcome(code, state) for code, state in (result.councils if result else {}).items()]
+            or cut_off
+            or []
+        )
         grant = authorised.grant if authorised is not None else None
         return AuditEvent(
             request_id=request_id,
@@ -127,18 +145,31 @@ async def run_audited(
         if used is not None
         else None
     )
-    hooked = before_data_call.set(notify)  # each council asked under a grant is notified first
+    asked_for_data: set[str] = set()  # councils a data call was sent to (for a request cut off)
+
+    async def before_asking(gss_code: str) -> None:
+        if notify is not None:
+            await notify(gss_code)
+        asked_for_data.add(gss_code)
+
+    sources = RequestSources()
+    # Each council asked under a grant is notified first; every council asked for data is noted.
+    hooked = before_data_call.set(before_asking)
     try:
-        result = await work(requester)
+        with logged_calls(request_id):  # one log line for all the request's adapter calls
+            with sources.watch():
+                result = await work(requester)
     except GatewayError as exc:
         await commit(event(AuditOutcome.error, exc.status))
         raise
     except asyncio.CancelledError:
         # Cut off (the shutdown grace period ran out, or the connection went): nothing was answered,
-        # but the councils may have been asked. Record it (503, as the client is told), shielded from
-        # the cancellation, then let the cancellation go on.
+        # but the councils may have been asked. Record it (503, as the client is told) with what is
+        # known of each council, shielded from the cancellation, then let the cancellation go on.
+        known = sources.tracker.cut_off(asked_for_data, CUT_OFF_DETAIL) if sources.tracker else []
+        cut_off = [CouncilOutcome(code, state, detail) for code, state, detail in known]
         with contextlib.suppress(AuditUnavailable):
-            await asyncio.shield(commit(event(AuditOutcome.error, 503)))
+            await asyncio.shield(commit(event(AuditOutcome.error, 503, cut_off=cut_off)))
         raise
     except Exception:
         await commit(event(AuditOutcome.error, 500))

@@ -3,6 +3,8 @@
 ``familyctx token --user sw.stockport`` prints only the access token, for ``$(...)`` use.
 ``familyctx query search|family-context --user NAME ...`` gets a token, calls the gateway and prints
 the answer with rich tables (or the raw JSON with ``--json``); ``--break-glass-id`` sends a grant.
+Every command that calls the gateway takes ``--token`` (or ``FAMILYCTX_TOKEN``) instead of ``--user``
+to use a token you already have; with neither it stops with a usage error (exit 2) naming both.
 ``familyctx break-glass open|show|notifications`` opens a break-glass grant, shows one of yours, or
 lists your council's break-glass notifications (IG officers).
 """
@@ -47,6 +49,16 @@ UserOpt = Annotated[
         "--user", help="Demo user: sw.stockport, tm.leeds, ig.stockport, ig.leeds or admin.stockport."
     ),
 ]
+#: ``--user`` where ``--token`` may be given instead (checked by :func:`_token`).
+UserOrTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        help="Demo user: sw.stockport, tm.leeds, ig.stockport, ig.leeds or admin.stockport; not needed "
+        "with --token.",
+        show_default=False,
+    ),
+]
 IssuerOpt = Annotated[str, typer.Option("--issuer", callback=_http_url, help="OIDC provider (issuer URL).")]
 PasswordOpt = Annotated[
     str,
@@ -74,11 +86,21 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code=code)
 
 
-def _token(user: str, issuer: str, password: str, token: str | None) -> str:
+def _token(user: str | None, issuer: str, password: str, token: str | None) -> str:
+    """``token`` when given (``--token`` or ``FAMILYCTX_TOKEN``), else one fetched from the provider for
+    ``user``. Raises typer.Exit: 2 (a usage error naming both options) when neither is given, 1 when the
+    provider refuses or cannot be reached."""
     from familyctx.gateway_client import ClientError, fetch_token
 
     if token:
         return token
+    if not user:
+        raise _fail(
+            "missing option '--user' or '--token': give --user NAME (a demo user: a token is fetched from "
+            "the development provider) or --token TOKEN (or FAMILYCTX_TOKEN) to use a token you already "
+            "have",
+            code=2,
+        )
     try:
         return fetch_token(issuer, user, password)
     except ClientError as exc:
@@ -133,9 +155,9 @@ def token(
 
 @query_app.command("search")
 def search(
-    user: UserOpt,
     purpose: PurposeOpt,
     case_ref: CaseOpt,
+    user: UserOrTokenOpt = None,
     family_name: Annotated[str | None, typer.Option(help="Family name.")] = None,
     given_name: Annotated[str | None, typer.Option(help="Given name.")] = None,
     dob: Annotated[str | None, typer.Option("--dob", help="Date of birth, YYYY-MM-DD.")] = None,
@@ -170,11 +192,11 @@ def search(
 
 @query_app.command("family-context")
 def family_context(
-    user: UserOpt,
     council: Annotated[str, typer.Option("--council", help="GSS code of the subject's council (E08000007).")],
     person_id: Annotated[str, typer.Option("--person-id", help="That council's own person id.")],
     purpose: PurposeOpt,
     case_ref: CaseOpt,
+    user: UserOrTokenOpt = None,
     issuer: IssuerOpt = _ISSUER,
     password: PasswordOpt = _DEMO_PASSWORD,
     gateway: GatewayOpt = _GATEWAY,
@@ -224,7 +246,6 @@ def _print_grant(grant: dict[str, Any], console: Any) -> None:
 
 @break_glass_app.command("open")
 def break_glass_open(
-    user: UserOpt,
     purpose: PurposeOpt,
     case_ref: Annotated[
         str, typer.Option("--case", "--case-ref", help="Your case reference, e.g. CASE-2026-0042.")
@@ -241,6 +262,7 @@ def break_glass_open(
         int | None,
         typer.Option("--minutes", min=1, help="How long the grant lasts, in whole minutes (default 30)."),
     ] = None,
+    user: UserOrTokenOpt = None,
     issuer: IssuerOpt = _ISSUER,
     password: PasswordOpt = _DEMO_PASSWORD,
     gateway: GatewayOpt = _GATEWAY,
@@ -260,8 +282,8 @@ def break_glass_open(
 
 @break_glass_app.command("show")
 def break_glass_show(
-    user: UserOpt,
     break_glass_id: Annotated[str, typer.Argument(help="The grant's id.")],
+    user: UserOrTokenOpt = None,
     issuer: IssuerOpt = _ISSUER,
     password: PasswordOpt = _DEMO_PASSWORD,
     gateway: GatewayOpt = _GATEWAY,
@@ -278,7 +300,7 @@ def break_glass_show(
 
 @break_glass_app.command("notifications")
 def break_glass_notifications(
-    user: UserOpt,
+    user: UserOrTokenOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only grants opened at or after this ISO 8601 time.")
     ] = None,

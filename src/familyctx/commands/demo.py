@@ -40,8 +40,11 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the sample query.")] = False,
     base_port: Annotated[
         int | None,
-        typer.Option(min=1024, max=_MAX_PORT - _LISTENERS + 1,
-                     help="Use ports BASE (gateway), BASE+1 (OIDC), BASE+2.. (adapters)."),
+        typer.Option(
+            min=1024,
+            max=_MAX_PORT - _LISTENERS + 1,
+            help="Use ports BASE (gateway), BASE+1 (OIDC), BASE+2.. (adapters).",
+        ),
     ] = None,
     gateway_port: Annotated[
         int | None, typer.Option(min=1, max=_MAX_PORT, help="Gateway port (default 8000).")
@@ -51,8 +54,11 @@ def demo(
     ] = None,
     adapter_base_port: Annotated[
         int | None,
-        typer.Option(min=1, max=_MAX_PORT - len(DEMO_COUNCILS) + 1,
-                     help="First adapter port; the others follow (default 50061)."),
+        typer.Option(
+            min=1,
+            max=_MAX_PORT - len(DEMO_COUNCILS) + 1,
+            help="First adapter port; the others follow (default 50061).",
+        ),
     ] = None,
     deadline_ms: Annotated[
         int, typer.Option(min=1, max=600_000, help="Gateway's deadline per adapter call, ms.")
@@ -60,6 +66,15 @@ def demo(
     ready_timeout: Annotated[
         float, typer.Option(min=1.0, max=3600.0, help="Seconds each process may take to be ready.")
     ] = 60.0,
+    registry: Annotated[
+        bool,
+        typer.Option(
+            "--registry",
+            help="List the councils in a registry file the gateway re-reads "
+            "(<data-dir>/config/councils.yaml; rewritten at each start) "
+            "instead of inline in gateway.yaml.",
+        ),
+    ] = False,
 ) -> None:
     """Run the local federation demo (see docs/demo.md)."""
     import os
@@ -80,12 +95,18 @@ def demo(
     ports = FederationPorts(gateway_port or ports.gateway, oidc_port or ports.oidc, adapters)
     clash = ports.clash()
     if clash:
-        raise typer.BadParameter(clash, param_hint="'--base-port' / '--gateway-port' / '--oidc-port' / "
-                                                   "'--adapter-base-port'")
+        raise typer.BadParameter(
+            clash, param_hint="'--base-port' / '--gateway-port' / '--oidc-port' / '--adapter-base-port'"
+        )
     # Owner-only files for the demo and every child it starts (the audit log holds query terms).
     os.umask(0o077)
-    options = FederationOptions(people=people, seed=seed, deadline_ms=deadline_ms,
-                                ready_timeout_seconds=ready_timeout)
+    options = FederationOptions(
+        people=people,
+        seed=seed,
+        deadline_ms=deadline_ms,
+        ready_timeout_seconds=ready_timeout,
+        registry=registry,
+    )
 
     def _terminate(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -99,14 +120,20 @@ def demo(
         federation.check_ports()  # before the slow steps: a taken port is the commonest failure
         federation.build()
         federation.start()
-        run_sample_queries(issuer=federation.issuer, gateway_url=federation.gateway_url,
-                           scenarios_path=federation.layout.scenarios, console=console)
+        run_sample_queries(
+            issuer=federation.issuer,
+            gateway_url=federation.gateway_url,
+            scenarios_path=federation.layout.scenarios,
+            console=console,
+        )
         if no_serve:
             return
         _print_serving_message(federation, console)
         died = federation.supervisor.wait_any_exit()
-        console.print(f"[bold red]the {died.name} process exited (code {died.exited()}); stopping.[/] "
-                      f"Its log: {escape(str(died.log_path))}")
+        console.print(
+            f"[bold red]the {died.name} process {died.exit_description()}; stopping.[/] "
+            f"Its log: {escape(str(died.log_path))}"
+        )
         exit_code = 1
     except KeyboardInterrupt:
         console.print("\nstopping…")
@@ -132,14 +159,24 @@ def _print_serving_message(federation: Federation, console: Console) -> None:
 
     child = load_scenario(federation.layout.scenarios)["child"]
     adapters = ", ".join(f"{c.name} {federation.adapter_address(c.gss_code)}" for c in DEMO_COUNCILS)
+    # Process ids, for `kill -STOP` (a council that hangs) and `kill -HUP` (reload the registry).
+    pids = ", ".join(f"{name} {child.pid}" for name, child in federation.supervisor.children.items())
+    registry = ""
+    if federation.options.registry:
+        registry = (
+            f"Council registry: {escape(str(federation.layout.council_registry))} (re-read every 5 s "
+            "and on SIGHUP)\n"
+        )
     console.print(
         f"\n[bold green]Serving.[/] Gateway {federation.gateway_url} (OpenAPI at "
         f"{federation.gateway_url}/openapi.json); OIDC provider {federation.issuer}; adapters {adapters}.\n"
+        f"Process ids: {pids}\n{registry}"
         f"Logs: {escape(str(federation.layout.log_dir))}\nTry:",
         highlight=False,
     )
-    for line in try_commands(cli_invocation(), child, issuer=federation.issuer,
-                             gateway_url=federation.gateway_url):
+    for line in try_commands(
+        cli_invocation(), child, issuer=federation.issuer, gateway_url=federation.gateway_url
+    ):
         console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     console.print("Press Ctrl-C to stop.", highlight=False)
 

@@ -1,7 +1,8 @@
 """``familyctx gateway serve``: run the central gateway (FastAPI under uvicorn); ``familyctx gateway
 migrate``: bring its audit database's schema to the current version (Alembic); ``familyctx gateway
 retention``: redact audit records past their retention period (docs/audit.md); ``familyctx gateway
-check-policy``: validate the access policy and print who may do what (docs/access-control.md)."""
+check-policy``: validate the access policy and print who may do what (docs/access-control.md);
+``familyctx gateway check-registry``: validate a council registry file offline (docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -136,17 +137,29 @@ def serve_command(
 ) -> None:
     """Serve the gateway's HTTP API until SIGTERM/SIGINT; prints "gateway ready on http://HOST:PORT".
 
-    On SIGTERM/SIGINT it stops listening at once (new connections are refused), lets the requests in
-    progress finish and commit their audit records for up to ``listen.shutdown_grace_seconds``
-    (requests still running then are cancelled and get no answer), then closes the adapters' channels
-    and the audit store (uvicorn's graceful shutdown with ``timeout_graceful_shutdown``).
+    SIGTERM or SIGINT: the gateway drains. From that moment /readyz answers 503 ("draining: the
+    gateway is shutting down") while /healthz stays 200, new requests are answered 503 with
+    Retry-After, and the requests in progress finish and commit their audit records. Once none is
+    left, or listen.shutdown_grace_seconds after the signal, it stops listening; a request still
+    running then is answered 503 with Retry-After and no data. Then it closes the adapters' channels
+    and the audit store (familyctx_gateway/stopping.py).
+
+    SIGHUP: re-reads the council registry file (registry_file) at once; with the councils listed
+    inline (adapters:) it logs that there is nothing to reload and carries on.
+
+    Exit status: 2 when the config is invalid, 1 when the audit database or the port cannot be used.
     """
+    import logging
+    import math
     import socket
+    import time
+    from types import FrameType
 
     import uvicorn
-    from familyctx_gateway.app import create_app, mark_stopping
+    from familyctx_gateway.app import create_app
     from familyctx_gateway.errors import GatewayConfigError
     from familyctx_gateway.settings import load_settings
+    from familyctx_gateway.stopping import drain, mark_stopping, shutdown_state
 
     try:
         settings = load_settings(config)
@@ -169,16 +182,37 @@ def serve_command(
         typer.echo(f"error: cannot listen on {settings.listen.host}:{settings.listen.port}: {exc}", err=True)
         raise typer.Exit(code=1) from None
     bound_port = sock.getsockname()[1]
+    log = logging.getLogger("familyctx_gateway.stopping")
 
     class _Server(uvicorn.Server):
+        #: When the first SIGTERM/SIGINT arrived (time.monotonic()): the grace period starts there.
+        stop_requested: float | None = None
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started:
                 typer.echo(f"gateway ready on http://{settings.listen.host}:{bound_port}")
 
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # Requests still running when the grace period is over are answered 503, not 500.
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # From the signal on, /readyz answers 503 and new requests are refused (a flag: safe here).
             mark_stopping(app)
+            if self.stop_requested is None:
+                self.stop_requested = time.monotonic()
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            mark_stopping(app)
+            grace = settings.listen.shutdown_grace_seconds
+            deadline = (self.stop_requested or time.monotonic()) + grace
+            state = shutdown_state(app)
+            if state.in_progress:
+                log.info("draining requests_in_progress=%d grace_seconds=%d", state.in_progress, grace)
+                # Still listening: probes see "draining" until the requests in progress are done.
+                left = await drain(state, deadline=deadline, give_up=lambda: self.force_exit)
+                log.info("drained requests_still_in_progress=%d", left)
+            # The rest of the grace period is uvicorn's: it stops listening, waits for what still runs,
+            # then cancels it (answered 503 by StoppingAnswers, not 500).
+            self.config.timeout_graceful_shutdown = max(0, math.ceil(deadline - time.monotonic()))
             await super().shutdown(sockets=sockets)
 
     server = _Server(
@@ -237,6 +271,43 @@ def check_policy_command(
     lifted = ", ".join(loaded.purpose_restrictions) or "none"
     typer.echo(f"purpose restrictions break glass may lift: {lifted}\n")
     typer.echo(render_table(access_rows(loaded)))
+
+
+@gateway_app.command("check-registry")
+def check_registry_command(
+    file: Annotated[Path, typer.Argument(help="The council registry file (YAML, a councils: list).")],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help=_CONFIG_HELP + " Its max_councils is used (default 500)."),
+    ] = None,
+) -> None:
+    """Validate a council registry file offline, as the gateway does before applying it.
+
+    Run it before renaming a new file over the one the gateway reads (docs/deployment.md, "The
+    council registry"). Makes no network call: addresses are checked for shape, not reached. Exit
+    status: 0 valid, with the councils listed (GSS code, name, address); 2 with every problem found,
+    one line each (field and rule, never the value).
+    """
+    from familyctx_gateway.registry import RegistryError, read_registry
+
+    settings = _settings_or_exit(config) if config is not None else None
+    if settings is not None:
+        resilience, max_councils = settings.resilience, settings.max_councils
+    else:
+        from familyctx_gateway.settings import DEFAULT_MAX_COUNCILS, ResilienceSettings
+
+        resilience, max_councils = ResilienceSettings(), DEFAULT_MAX_COUNCILS
+    try:
+        targets, digest = read_registry(file, resilience, max_councils=max_councils)
+    except RegistryError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: council registry {file}: {problem}", err=True)
+        raise typer.Exit(code=2) from None
+    councils = f"{len(targets)} council{'s' if len(targets) != 1 else ''}"
+    typer.echo(f"{file}: valid council registry, {councils} (sha256 {digest}):")
+    width = max(len(t.name) for t in targets)
+    for target in targets:
+        typer.echo(f"  {target.gss_code}  {target.name:<{width}}  {target.address}")
 
 
 def register(app: typer.Typer) -> None:

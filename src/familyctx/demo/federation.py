@@ -36,7 +36,9 @@ class FederationOptions:
     """``people``/``seed``: synthetic data size and seed (the data is made "as of" today, so that
     sources look fresh); ``deadline_ms``: the gateway's per-adapter
     deadline; ``ready_timeout_seconds``: how long each process may take to become ready; ``umask``:
-    file-creation mask of every child (default 077: owner-only files, the audit log holds query terms)."""
+    file-creation mask of every child (default 077: owner-only files, the audit log holds query terms);
+    ``registry``: list the councils in a registry file the gateway re-reads
+    (``<data>/config/councils.yaml``) rather than inline in ``gateway.yaml``."""
 
     host: str = "127.0.0.1"
     people: int = 300
@@ -46,6 +48,7 @@ class FederationOptions:
     step_timeout_seconds: float = 600.0
     grace_seconds: float = 5.0
     umask: int = 0o077
+    registry: bool = False
 
 
 class Federation:
@@ -117,8 +120,13 @@ class Federation:
         with open(log_path, "ab", opener=private_opener) as log:
             try:
                 result = subprocess.run(
-                    familyctx_argv(*args), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=self.options.step_timeout_seconds, check=False, umask=self.options.umask,
+                    familyctx_argv(*args),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=self.options.step_timeout_seconds,
+                    check=False,
+                    umask=self.options.umask,
                 )
             except subprocess.TimeoutExpired as exc:
                 raise DataBuildError(f"{what} took longer than {exc.timeout:.0f} s; see {log_path}") from exc
@@ -136,20 +144,39 @@ class Federation:
         if self.layout.has_synthetic_data():
             self._report(f"using the synthetic data already in {self.layout.root} (delete it to rebuild)")
         else:
-            self._report(f"synthesising {self.options.people} people (seed {self.options.seed}) "
-                         f"into {self.layout.root}")
+            self._report(
+                f"synthesising {self.options.people} people (seed {self.options.seed}) "
+                f"into {self.layout.root}"
+            )
             self._run_step(
                 "familyctx synth",
-                ["synth", "--out", str(self.layout.root), "--people", str(self.options.people),
-                 "--seed", str(self.options.seed), "--as-of", dt.datetime.now(dt.UTC).date().isoformat()],
+                [
+                    "synth",
+                    "--out",
+                    str(self.layout.root),
+                    "--people",
+                    str(self.options.people),
+                    "--seed",
+                    str(self.options.seed),
+                    "--as-of",
+                    dt.datetime.now(dt.UTC).date().isoformat(),
+                ],
                 "synth.log",
             )
         pki, created = ensure_demo_pki(self.layout)
-        self._report(f"{'wrote' if created else 'using'} the development PKI (mutual TLS, assertion key) "
-                     f"in {pki.directory}")
+        self._report(
+            f"{'wrote' if created else 'using'} the development PKI (mutual TLS, assertion key) "
+            f"in {pki.directory}"
+        )
         configs = write_adapter_configs(self.layout, self.ports, self.options.host, pki)
-        write_gateway_config(self.layout, self.ports, self.options.host, pki,
-                             deadline_ms=self.options.deadline_ms)
+        write_gateway_config(
+            self.layout,
+            self.ports,
+            self.options.host,
+            pki,
+            deadline_ms=self.options.deadline_ms,
+            registry=self.options.registry,
+        )
         for council in DEMO_COUNCILS:
             self._report(f"preparing the {council.name} adapter's search indexes")
             self._run_step(
@@ -173,32 +200,68 @@ class Federation:
         try:
             oidc = self.supervisor.start(
                 "oidc",
-                familyctx_argv("oidc", "serve", "--host", host, "--port", str(self.ports.oidc),
-                               "--state-dir", str(self.layout.oidc_state_dir)),
-                log_path=logs / "oidc.log", umask=self.options.umask,
+                familyctx_argv(
+                    "oidc",
+                    "serve",
+                    "--host",
+                    host,
+                    "--port",
+                    str(self.ports.oidc),
+                    "--state-dir",
+                    str(self.layout.oidc_state_dir),
+                ),
+                log_path=logs / "oidc.log",
+                umask=self.options.umask,
             )
             adapters = []
             for council in DEMO_COUNCILS:
                 child = self.supervisor.start(
                     adapter_child_name(council),
-                    familyctx_argv("adapter", "serve", "--config", str(self.layout.adapter_config(council)),
-                                   "--host", host, "--port", str(self.ports.adapters[council.gss_code])),
-                    log_path=logs / f"{adapter_child_name(council)}.log", umask=self.options.umask,
+                    familyctx_argv(
+                        "adapter",
+                        "serve",
+                        "--config",
+                        str(self.layout.adapter_config(council)),
+                        "--host",
+                        host,
+                        "--port",
+                        str(self.ports.adapters[council.gss_code]),
+                    ),
+                    log_path=logs / f"{adapter_child_name(council)}.log",
+                    umask=self.options.umask,
                 )
                 adapters.append((council, child))
-            wait_until_ready(oidc, http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-                             what="OIDC provider", timeout_seconds=timeout)
+            wait_until_ready(
+                oidc,
+                http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+                what="OIDC provider",
+                timeout_seconds=timeout,
+            )
             for council, child in adapters:
-                wait_until_ready(child, self._adapter_ready(council.gss_code),
-                                 what=f"{council.name} adapter", timeout_seconds=timeout)
+                wait_until_ready(
+                    child,
+                    self._adapter_ready(council.gss_code),
+                    what=f"{council.name} adapter",
+                    timeout_seconds=timeout,
+                )
             gateway = self.supervisor.start(
                 "gateway",
-                familyctx_argv("gateway", "serve", "--config", str(self.layout.gateway_config),
-                               "--host", host, "--port", str(self.ports.gateway)),
-                log_path=logs / "gateway.log", umask=self.options.umask,
+                familyctx_argv(
+                    "gateway",
+                    "serve",
+                    "--config",
+                    str(self.layout.gateway_config),
+                    "--host",
+                    host,
+                    "--port",
+                    str(self.ports.gateway),
+                ),
+                log_path=logs / "gateway.log",
+                umask=self.options.umask,
             )
-            wait_until_ready(gateway, http_ok(f"{self.gateway_url}/readyz"), what="gateway",
-                             timeout_seconds=timeout)
+            wait_until_ready(
+                gateway, http_ok(f"{self.gateway_url}/readyz"), what="gateway", timeout_seconds=timeout
+            )
         except BaseException:
             self.stop()
             raise
@@ -210,10 +273,15 @@ class Federation:
         name = adapter_child_name(council)
         previous = self.supervisor.children[name]
         self.supervisor.stop(name)
-        child = self.supervisor.start(name, previous.argv, log_path=previous.log_path,
-                                      umask=self.options.umask)
-        wait_until_ready(child, self._adapter_ready(gss_code),
-                         what=f"{council.name} adapter", timeout_seconds=self.options.ready_timeout_seconds)
+        child = self.supervisor.start(
+            name, previous.argv, log_path=previous.log_path, umask=self.options.umask
+        )
+        wait_until_ready(
+            child,
+            self._adapter_ready(gss_code),
+            what=f"{council.name} adapter",
+            timeout_seconds=self.options.ready_timeout_seconds,
+        )
 
     def stop(self) -> None:
         """Stop every child (SIGTERM, then SIGKILL after the grace period)."""

@@ -128,6 +128,11 @@ class DataLayout:
     def gateway_config(self) -> Path:
         return self.config_dir / "gateway.yaml"
 
+    @property
+    def council_registry(self) -> Path:
+        """The council registry file the gateway re-reads (``familyctx demo --registry`` only)."""
+        return self.config_dir / "councils.yaml"
+
     def make_private(self) -> None:
         """Create the data directory (and its ``config``, ``logs``, ``oidc``) with mode 0700 and take
         group/other permissions off anything already in it (e.g. files from an older run).

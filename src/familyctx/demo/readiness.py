@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from familyctx.demo.errors import ChildExitedError, NotReadyError
-from familyctx.demo.supervisor import ChildProcess
+from familyctx.demo.supervisor import ChildProcess, describe_exit
 
 __all__ = ["TlsClient", "grpc_health_serving", "http_ok", "wait_until_ready"]
 
@@ -87,7 +87,7 @@ def wait_until_ready(
         code = child.exited()
         if code is not None:
             raise ChildExitedError(
-                f"the {what} exited with code {code} before it was ready; its log is {child.log_path}:\n"
+                f"the {what} {describe_exit(code)} before it was ready; its log is {child.log_path}:\n"
                 f"{child.log_tail()}"
             )
         if probe():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ChildProcess", "Supervisor", "familyctx_argv", "private_opener"]
+__all__ = ["ChildProcess", "Supervisor", "describe_exit", "familyctx_argv", "private_opener"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -53,6 +53,20 @@ def _die_with_parent_hook() -> Callable[[], None] | None:
     return hook
 
 
+def describe_exit(code: int | None) -> str:
+    """A ``subprocess`` return code in words: ``"exited with code 1"``, ``"was killed by signal
+    SIGKILL"`` (negative codes are signals, ``signal.Signals(-code).name``), ``"is running"`` (None)."""
+    if code is None:
+        return "is running"
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = str(-code)
+    return f"was killed by signal {name}"
+
+
 def private_opener(path: str, flags: int) -> int:
     """``open(..., opener=)`` creating files with mode 0600 (logs may quote request details)."""
     return os.open(path, flags, 0o600)
@@ -76,6 +90,12 @@ class ChildProcess:
     def exited(self) -> int | None:
         """The exit code if the process has ended, else None."""
         return self.popen.poll()
+
+    def exit_description(self) -> str:
+        """How the process ended, for messages: ``"exited with code 1"``, or for a negative return code
+        ``"was killed by signal SIGHUP"`` (the signal's name; its number if unknown); ``"is running"``
+        while it runs."""
+        return describe_exit(self.exited())
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines of the child's log, for error messages."""

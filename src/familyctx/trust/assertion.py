@@ -185,6 +185,7 @@ class AssertionSigner:
         if not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise ValueError(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
         self._key = _load_private_key(private_jwk)
+        self._kid = str(self._key.kid)  # an RFC 7638 thumbprint is computed: once, not per assertion
         self.issuer = issuer
         self.ttl_seconds = ttl_seconds
         self._clock = clock
@@ -199,7 +200,7 @@ class AssertionSigner:
     @property
     def kid(self) -> str:
         """The ``kid`` of the signing key (RFC 7638 thumbprint unless the JWK names one)."""
-        return str(self._key.kid)
+        return self._kid
 
     def sign(self, requester: Requester, *, audience: str) -> str:
         """A compact JWS for ``requester``, for the adapter of council ``audience`` (GSS code); fresh ``jti``.
@@ -219,7 +220,7 @@ class AssertionSigner:
         }
         for claim, (field, _) in _REQUESTER_CLAIMS.items():
             claims[claim] = getattr(requester, field)
-        header = {"alg": ALGORITHM, "typ": ASSERTION_TYPE, "kid": self.kid}
+        header = {"alg": ALGORITHM, "typ": ASSERTION_TYPE, "kid": self._kid}
         payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False)
         return jws.serialize_compact(header, payload, self._key, algorithms=[ALGORITHM])
 

@@ -19,6 +19,7 @@ from familyctx_gateway.access import AccessRefused
 from familyctx_gateway.api.audit_views import whole_number
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
 from familyctx_gateway.api.ig_auditing import IgRequest, begin_ig_request, run_read
+from familyctx_gateway.api.json_body import StrictJsonRoute
 from familyctx_gateway.api.schemas import ErrorResponse
 from familyctx_gateway.api.schemas.audit import (
     BreakGlassQueueItem,
@@ -32,7 +33,8 @@ from familyctx_gateway.errors import GatewayError
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["IG: break-glass review"])
+# JSON bodies are read strictly (duplicate keys, numbers too long): api/json_body.py.
+router = APIRouter(tags=["IG: break-glass review"], route_class=StrictJsonRoute)
 log = logging.getLogger("familyctx_gateway.api.audit_break_glass")
 
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"

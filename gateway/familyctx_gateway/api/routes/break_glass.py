@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 
 from familyctx_gateway.api.deps import AnyRolePrincipal, CurrentPrincipal, Gateway, RequestId, authorise
 from familyctx_gateway.api.ig_auditing import begin_ig_request
+from familyctx_gateway.api.json_body import StrictJsonRoute
 from familyctx_gateway.api.schemas import (
     DEFAULT_BREAK_GLASS_MINUTES,
     BreakGlassGrantResponse,
@@ -36,7 +37,7 @@ from familyctx_gateway.audit import AuditEvent, AuditOutcome, AuditWriteFailed, 
 from familyctx_gateway.break_glass import BreakGlassGrant, new_grant
 from familyctx_gateway.errors import AuditUnavailable, Forbidden, GatewayError
 
-router = APIRouter(tags=["break glass"])
+router = APIRouter(tags=["break glass"], route_class=StrictJsonRoute)  # JSON bodies: api/json_body.py
 log = logging.getLogger("familyctx_gateway.api.break_glass")
 
 ENDPOINT = "POST /v1/break-glass"

@@ -3,7 +3,9 @@
 Readiness never depends on a council: one council down must not take the gateway out of service. The
 audit store must answer a read *and* be able to take a write (:func:`audit_store_writable`): an audit
 store that cannot commit records fails every request that returns personal data (fail closed), so a
-gateway whose store is write-locked or read-only is not ready.
+gateway whose store is write-locked or read-only is not ready. While the gateway drains (SIGTERM
+received, :mod:`familyctx_gateway.stopping`) ``/readyz`` answers 503 "draining" at once, without probing
+anything, and ``/healthz`` stays 200.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import asyncio
 import logging
 
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from familyctx_gateway.api.deps import Gateway
 from familyctx_gateway.audit_schema import audit_log_tables
+from familyctx_gateway.stopping import DRAINING_READINESS, is_stopping
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("familyctx_gateway.api.health")
@@ -87,9 +90,14 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "not ready"}})
-async def readyz(gateway: Gateway) -> JSONResponse:
-    """Ready: the audit store answers a read and can take a write, and the token keys are loaded."""
+@router.get("/readyz", responses={503: {"description": "not ready, or draining (shutting down)"}})
+async def readyz(request: Request, gateway: Gateway) -> JSONResponse:
+    """Ready: the audit store answers a read and can take a write, and the token keys are loaded.
+
+    503 ``{"status": "draining", "detail": "draining: the gateway is shutting down"}`` from the moment
+    the server is told to stop, so a load balancer stops routing to it while it finishes its work."""
+    if is_stopping(request.app):
+        return JSONResponse({"status": "draining", "detail": DRAINING_READINESS}, status_code=503)
     audit_ok = await gateway.audit.ready() and await asyncio.to_thread(
         audit_store_writable, gateway.audit.engine
     )

@@ -6,10 +6,11 @@ from fastapi import APIRouter, Response
 
 from familyctx_gateway.api.auditing import run_audited
 from familyctx_gateway.api.deps import CurrentPrincipal, Gateway, RequestId
+from familyctx_gateway.api.json_body import StrictJsonRoute
 from familyctx_gateway.api.schemas import ErrorResponse, SearchRequest, SearchResponse
 from familyctx_gateway.search import run_search
 
-router = APIRouter(tags=["search"])
+router = APIRouter(tags=["search"], route_class=StrictJsonRoute)  # JSON bodies: api/json_body.py
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 413, 422, 503)
