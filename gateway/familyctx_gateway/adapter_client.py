@@ -90,6 +90,8 @@ class _CallTally:
 
     outcomes: Counter[str] = field(default_factory=Counter)
     slowest: tuple[int, str] = (-1, "")
+    #: Calls sent and not (yet) ended: at the end of the block, the calls cut off (cancelled).
+    unfinished: int = 0
 
     def add(self, gss_code: str, outcome: str, latency_ms: int) -> None:
         self.outcomes[outcome] += 1
@@ -111,7 +113,9 @@ def logged_calls(request_id: str) -> Iterator[None]:
         adapter calls request_id=<id> calls=50 ok=48 timed_out=2 slowest=E08000035 slowest_ms=2001
 
     (counts by outcome: ``ok``, ``not_found``, ``unavailable``, ``timed_out``, ``circuit_open``,
-    ``refused``, ``error``; nothing is logged when no call was made). No personal data.
+    ``refused``, ``error``, and ``cut_off`` for calls sent whose answer was never used because the
+    request was cancelled: the gateway stopping, or the client gone; nothing is logged when no call was
+    made). No personal data.
     """
     tally = _CallTally()
     token = _tally.set(tally)
@@ -119,6 +123,8 @@ def logged_calls(request_id: str) -> Iterator[None]:
         yield
     finally:
         _tally.reset(token)
+        if tally.unfinished:
+            tally.outcomes["cut_off"] += tally.unfinished
         if tally.outcomes:
             counts = " ".join(f"{outcome}={n}" for outcome, n in sorted(tally.outcomes.items()))
             log.info(
@@ -505,8 +511,13 @@ class AdapterClient:
             )
         self.in_flight += 1
         self._idle.clear()
+        tally = _tally.get()
+        if tally is not None:
+            tally.unfinished += 1  # until it ends normally: a cancelled call stays counted (cut off)
         try:
             result = await self._call(method, request, requester, deadline_ms, capped)
+            if tally is not None:
+                tally.unfinished -= 1
         except BaseException:
             # cancelled, or the hook refused: frees a trial
             self.breaker.record(CallEnd.inconclusive, request_id=request_id)

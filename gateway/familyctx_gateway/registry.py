@@ -62,6 +62,7 @@ from familyctx_gateway.settings import (
     GatewaySettings,
     ResilienceSettings,
     councils_over_cap,
+    load_config_yaml,
     yaml_file_problem,
 )
 
@@ -154,7 +155,7 @@ def _parse(
 ) -> tuple[list[AdapterTarget], str]:
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        loaded = yaml.safe_load(raw.decode("utf-8"))
+        loaded = load_config_yaml(raw.decode("utf-8"))  # refuses duplicate keys, too-long numbers
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise RegistryError(path, [yaml_file_problem(exc)]) from None
     if loaded is None:  # 0 bytes, blanks or comments: most often a file caught while written in place
@@ -169,7 +170,10 @@ def _parse(
     try:
         document = RegistryDocument.model_validate(loaded)
     except ValidationError as exc:
-        problems = [p.replace("councils: councils[", "councils[", 1) for p in config_problems(exc)]
+        problems = [
+            p.replace("councils: councils[", "councils[", 1)
+            for p in config_problems(exc, model=RegistryDocument)
+        ]
         raise RegistryError(path, problems) from None
     if not document.councils:
         raise RegistryError(path, [EMPTY_LIST_PROBLEM])
@@ -226,9 +230,11 @@ class CouncilRegistry:
         self._task: asyncio.Task[None] | None = None
         self._retiring: dict[asyncio.Task[None], AdapterClient] = {}
         self._background: set[asyncio.Task[bool]] = set()
-        #: SIGHUP's disposition before :meth:`start` installed the handler (None: not installed).
+        #: SIGHUP's disposition before :meth:`start` installed the handler (None: not installed),
+        #: put back by :meth:`close`.
         self._sighup: signal.Handlers | None = None
         self._lock = asyncio.Lock()
+        self._refusals_logged = 0  # "registry edit refused" lines logged
         self.on_change: Callable[[Federation], None] | None = None
 
     @staticmethod
@@ -275,8 +281,17 @@ class CouncilRegistry:
         loop = asyncio.get_running_loop()
         previous = signal.getsignal(signal.SIGHUP) if hasattr(signal, "SIGHUP") else None
         if isinstance(previous, signal.Handlers):  # SIG_DFL or SIG_IGN: no Python handler there
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+            def handler(signum: int, frame: object) -> None:
+                # Runs in the main thread between two bytecodes: hand the work to the loop.
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to reload
+                    loop.call_soon_threadsafe(self._on_sighup)
+
+            # signal.signal, not loop.add_signal_handler: the latter's removal sets SIG_DFL (even at
+            # the loop's close), so a SIGHUP in that moment would kill the process; swapping one
+            # disposition for the other leaves no such moment.
+            with contextlib.suppress(ValueError):  # not the main thread: SIGHUP is left as it is
+                signal.signal(signal.SIGHUP, handler)
                 self._sighup = previous
 
     def _on_sighup(self) -> None:
@@ -289,10 +304,22 @@ class CouncilRegistry:
         task.add_done_callback(self._background.discard)
 
     async def _reload_on_sighup(self) -> bool:
+        # Every SIGHUP logs its outcome: applied, unchanged, refused (logged by reload) or, when the
+        # same refusal was logged before (the log says a refusal once), still refused.
+        refusals_logged = self._refusals_logged
         applied = await self.reload(force=True)
-        if not applied and self.state.last_error is None:
+        if applied:
+            return True
+        if self.state.last_error is None:
             log.info("registry unchanged: version %d in use", self.state.version)
-        return applied
+        elif self._refusals_logged == refusals_logged:
+            log.error(
+                "registry still refused path=%s version_in_use=%d problems=%s",
+                self.path,
+                self.state.version,
+                self.state.last_error,
+            )
+        return False
 
     async def _poll(self) -> None:
         while True:
@@ -339,6 +366,7 @@ class CouncilRegistry:
     def _refuse(self, problems: list[str]) -> None:
         message = "; ".join(problems)
         if message != self.state.last_error:
+            self._refusals_logged += 1
             log.error(
                 "registry edit refused path=%s version_in_use=%d problems=%s",
                 self.path,
@@ -387,9 +415,10 @@ class CouncilRegistry:
     async def close(self) -> None:
         """Stop watching and close every channel, current and retiring (at shutdown)."""
         if self._sighup is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
-                signal.signal(signal.SIGHUP, self._sighup)  # as it was before start (e.g. nohup's SIG_IGN)
+            # As it was before start: `familyctx gateway serve` ignores SIGHUP from its first line, so
+            # SIG_IGN for the rest of the shutdown (one swap, no moment with the default action).
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGHUP, self._sighup)
             self._sighup = None
         if self._task is not None:
             self._task.cancel()

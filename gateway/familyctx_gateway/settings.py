@@ -10,7 +10,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -56,7 +56,11 @@ __all__ = [
     "TokenProfile",
     "check_plain_text",
     "councils_over_cap",
+    "ConfigValueError",
+    "ConfigYamlLoader",
+    "load_config_yaml",
     "load_settings",
+    "safe_key",
     "yaml_file_problem",
 ]
 
@@ -94,6 +98,91 @@ def check_plain_text(value: str) -> str:
     return value
 
 
+#: A key shown in a message only when it is this plain (letters, digits, underscore, at most 40); any
+#: other key may be a forged log line or a person's details pasted by mistake.
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def safe_key(key: object, known: frozenset[str] | None = None) -> str | None:
+    """``key`` when it is a string of at most 40 of ``[A-Za-z0-9_]`` (and, given ``known``, one of
+    them); None otherwise: the caller then says "an unknown field" instead of echoing it."""
+    if not isinstance(key, str) or not _SAFE_KEY.fullmatch(key):
+        return None
+    if known is not None and key not in known:
+        return None
+    return key
+
+
+class ConfigValueError(yaml.constructor.ConstructorError):
+    """A YAML document :class:`ConfigYamlLoader` refuses (a duplicate key, a number too long)."""
+
+
+class ConfigYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter for configuration files (gateway.yaml, the council registry):
+    a mapping that holds the same key twice is refused (``ConstructorError``: the key named only when
+    it is one of :attr:`known_keys`, with its line), and so is an integer too long for Python to read
+    (more than ``sys.get_int_max_str_digits()`` digits, CVE-2020-10735): "number too long", naming the
+    key it is the value of when that is a known field, never the value."""
+
+    #: The setting and registry field names, which a message may name (filled in below).
+    known_keys: frozenset[str] = frozenset()
+
+    def _shown(self, key: object) -> str:
+        name = safe_key(key, self.known_keys)
+        return name if name is not None else "an unknown field"
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue  # "<<: *base" merges: keys written here override the merged ones
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: refused by the base constructor below
+                    duplicate = False
+                if duplicate:
+                    raise ConfigValueError(
+                        None,
+                        None,
+                        f"{self._shown(key)} is listed twice in the same mapping (duplicate key; keep one)",
+                        key_node.start_mark,
+                    )
+                if isinstance(value_node, yaml.ScalarNode) and value_node.tag == _INT_TAG:
+                    try:
+                        self.construct_object(value_node, deep=deep)
+                    except ConfigValueError:
+                        raise ConfigValueError(
+                            None, None, f"{self._shown(key)}: number too long", value_node.start_mark
+                        ) from None
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+            str(value)  # 0x... or 0o... digits are not limited, but the number could not be shown
+        except ValueError:  # more digits than int() reads; named by construct_mapping when a value
+            raise ConfigValueError(None, None, "number too long", node.start_mark) from None
+        return value
+
+
+ConfigYamlLoader.add_constructor(_INT_TAG, ConfigYamlLoader.construct_yaml_int)
+
+
+def load_config_yaml(text: str) -> Any:
+    """The YAML document in ``text`` read by :class:`ConfigYamlLoader` (None for an empty document).
+    Raises ``yaml.YAMLError`` (turn it into a problem with :func:`yaml_file_problem`)."""
+    try:
+        return yaml.load(text, Loader=ConfigYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:  # nesting deeper than Python's stack
+        raise yaml.YAMLError("the document is nested too deeply") from None
+
+
 def yaml_file_problem(exc: yaml.YAMLError | UnicodeDecodeError) -> str:
     """The ``"(file): ..."`` problem of a config or registry file that did not parse: undecodable bytes
     are "not valid UTF-8" (with the byte offset); a YAML error says the parser's problem and where
@@ -102,6 +191,12 @@ def yaml_file_problem(exc: yaml.YAMLError | UnicodeDecodeError) -> str:
     at most one character, or an anchor or tag name, never a scalar value (cut at 200 characters)."""
     if isinstance(exc, UnicodeDecodeError):
         return f"(file): is not valid UTF-8 (byte {exc.start + 1} cannot be decoded)"
+    if type(exc) is yaml.YAMLError:  # ours (load_config_yaml): a plain message, no value
+        return f"(file): is not valid YAML: {exc}"
+    if isinstance(exc, ConfigValueError):
+        mark = exc.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"(file): {exc.problem}{at}"
     if isinstance(exc, ReaderError):  # a character YAML does not allow, e.g. U+0000
         code = exc.character if isinstance(exc.character, int) else -1
         what = f"character U+{code:04X} is not allowed in YAML" if code >= 0 else "a byte is not allowed"
@@ -426,12 +521,13 @@ class AuditSettings(_Section):
     def _known_classes(cls, value: dict[str, int]) -> dict[str, int]:
         unknown = sorted(set(value) - set(AUDIT_RECORD_CLASSES))
         if unknown:
+            shown = safe_key(unknown[0]) or "(not shown)"
             raise ValueError(
-                f"unknown record class {unknown[0]}; the classes are {', '.join(AUDIT_RECORD_CLASSES)}"
+                f"unknown record class {shown}; the classes are {', '.join(AUDIT_RECORD_CLASSES)}"
             )
         short = sorted(name for name, days in value.items() if days < 1)
         if short:
-            raise ValueError(f"{short[0]}: must be at least 1 day")
+            raise ValueError(f"{short[0]}: must be at least 1 day")  # a known class (checked above)
         # A class left out keeps the default, so a file may set only the one it changes.
         return {**dict.fromkeys(AUDIT_RECORD_CLASSES, DEFAULT_RETENTION_DAYS), **value}
 
@@ -671,12 +767,30 @@ class GatewaySettings(BaseSettings):
         )
 
 
+def _field_names(model: type[BaseModel], into: set[str]) -> set[str]:
+    """Every field name of ``model`` and of the models its fields hold (lists, unions, dicts)."""
+    for name, info in model.model_fields.items():
+        into.add(name)
+        stack: list[Any] = [info.annotation]
+        while stack:
+            kind = stack.pop()
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                if kind is not model and not set(kind.model_fields) <= into:
+                    _field_names(kind, into)
+            else:
+                stack.extend(get_args(kind))
+    return into
+
+
+# The registry file's one top-level key ("councils") and every gateway setting, at any depth.
+ConfigYamlLoader.known_keys = frozenset(_field_names(GatewaySettings, {"councils"}))
+
 _NESTED_OIDC_ENV = "FAMILYCTX_GATEWAY_OIDC__"
 
 
 def _problems(exc: ValidationError, oidc_input: Any) -> list[str]:
     """Config problems, naming a single-issuer ``oidc`` mapping as written (``oidc.x``, not ``oidc[0].x``)."""
-    problems = config_problems(exc)
+    problems = config_problems(exc, model=GatewaySettings)
     if isinstance(oidc_input, dict | OidcSettings) or oidc_input is None:
         problems = [re.sub(r"^oidc\[0\](?=[.:])", "oidc", p) for p in problems]
     return problems
@@ -715,7 +829,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Ga
     if not path.is_file():
         raise GatewayConfigError(where, ["(file): does not exist or is not a file"])
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_config_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise GatewayConfigError(where, [yaml_file_problem(exc)]) from None
     if loaded is not None and not isinstance(loaded, dict):

@@ -158,7 +158,7 @@ class StoppingAnswers:
             await self._unavailable(
                 scope,
                 send,
-                "The gateway is restarting and could not finish your request in time; no data was "
+                "The gateway was stopping and could not finish your request in time; no data was "
                 f"returned. Try again in {self.retry_after_seconds} s",
             )
         finally:

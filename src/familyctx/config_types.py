@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
 
 from familyctx.councils import GSS_CODE_RULE, check_gss_code
@@ -61,22 +61,64 @@ HostPort = Annotated[str, _as_custom(check_host_port, "host_port", HOST_PORT_RUL
 
 _MESSAGES = {
     "missing": "is required",
-    "extra_forbidden": "is not a known setting; remove it or check its spelling",
     "finite_number": "must be a finite number (not nan or infinity)",
 }
 
 
-def config_problems(exc: ValidationError) -> list[str]:
+#: A key named in a message only when it is this plain; any other key (which may be a forged log line,
+#: or a person's details pasted by mistake) is shown as ``(a key)``.
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+
+def _allowed_fields(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> list[str] | None:
+    """The field names of the model at ``loc`` inside ``model`` (through lists, unions, dicts)."""
+    kinds: list[Any] = [model]
+    for part in loc:
+        following: list[Any] = []
+        for kind in kinds:
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                if isinstance(part, str) and part in kind.model_fields:
+                    following.append(kind.model_fields[part].annotation)
+            elif isinstance(part, int) or get_origin(kind) is dict:
+                following.extend(get_args(kind)[-1:])  # list[X] / dict[str, X]: X
+        kinds = following
+        # X | None, Annotated[X, ...]: try each member
+        while any(get_args(k) and get_origin(k) not in (list, dict) for k in kinds):
+            kinds = [m for k in kinds for m in (get_args(k) if get_origin(k) not in (list, dict) else (k,))]
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            return list(kind.model_fields)
+    return None
+
+
+def config_problems(exc: ValidationError, *, model: type[BaseModel] | None = None) -> list[str]:
     """One ``"<dotted.field>: <message>"`` per error (list items as ``adapters[0]``), in order.
 
-    Values are never included (``include_input=False``), nor pydantic's documentation URLs.
+    Values are never included (``include_input=False``), nor pydantic's documentation URLs, nor the
+    name of an unknown key (``"councils[2]: has a key that is not a known setting (its name is not
+    shown) ... (the fields are: ...)"``, the list given ``model``, the model validated); a mapping key
+    that is not plain (``[A-Za-z0-9_]``, at most 40) is shown as ``(a key)``.
     """
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
+        loc = tuple(err["loc"])
+        unknown = err["type"] == "extra_forbidden"
+        if unknown:
+            loc = loc[:-1]
         where = ""
-        for part in err["loc"]:
+        for part in loc:
+            if isinstance(part, str) and not _SAFE_KEY.fullmatch(part):
+                part = "(a key)"
             where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
         message = _MESSAGES.get(err["type"], err["msg"])
+        if unknown:
+            allowed = _allowed_fields(model, loc) if model is not None else None
+            message = (
+                "has a key that is not a known setting (its name is not shown); remove it or check its "
+                "spelling"
+            )
+            if allowed:
+                message += f" (the fields are: {', '.join(allowed)})"
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         lines.append(f"{where or '(file)'}: {message}")

@@ -53,8 +53,11 @@ _HINTS = {
     404: "nothing by that id: search again and choose a result",
     413: "the request is too large",
     422: "the request is not valid",
-    503: "the gateway could not record the audit entry, so it returned no data; try again later",
 }
+#: The hint for a 503 whose detail is the audit store's ("Audit store unavailable; no data returned").
+_AUDIT_UNAVAILABLE_HINT = (
+    "the gateway could not record the audit entry, so it returned no data; try again later"
+)
 #: What ``about`` is for a call about one break-glass grant (``GET /v1/break-glass/{id}``).
 ABOUT_BREAK_GLASS_GRANT = "break_glass_grant"
 
@@ -70,6 +73,30 @@ class GatewayHttpError(ClientError):
     errors: list[dict[str, str]] = field(default_factory=list)
     request_id: str | None = None
     about: str = ""
+    #: The ``Retry-After`` header in whole seconds (RFC 9110 section 10.2.3), when the gateway sent one.
+    retry_after: int | None = None
+
+    def stopping(self) -> str | None:
+        """What a 503 from a gateway that is shutting down (docs/gateway-api.md, "Graceful shutdown")
+        means, told apart from the audit store's 503 by the gateway's detail: a new request refused
+        ("shutting down and takes no new requests") or one cut off when the grace period ran out ("could
+        not finish your request"). Neither was answered with any data; the cut-off one was audited.
+        None for any other error."""
+        text = self.detail.lower()
+        if self.status != 503:
+            return None
+        wait = f"{self.retry_after} s" if self.retry_after is not None else "a few seconds"
+        if "could not finish" in text:
+            return (
+                f"The gateway was stopping and could not finish your request; nothing was returned; "
+                f"try again in {wait}"
+            )
+        if "shutting down" in text:
+            return (
+                "The gateway is stopping and takes no new requests; nothing was returned; "
+                f"try again in {wait}"
+            )
+        return None
 
     def hint(self) -> str | None:
         """What to do, picked from the status, the call and the gateway's own message: a 404 for a
@@ -84,11 +111,15 @@ class GatewayHttpError(ClientError):
             )
         if self.status == 403 and about_grant:
             return "it is the break-glass grant that was refused, not your role: the message says why"
+        if self.status == 503:
+            return _AUDIT_UNAVAILABLE_HINT if "audit store unavailable" in self.detail.lower() else None
         return _HINTS.get(self.status)
 
     def __str__(self) -> str:
-        lines = [f"gateway answered {self.status}: {self.detail}"]
-        hint = self.hint()
+        stopping = self.stopping()
+        # A stopping gateway's own words are replaced, not explained: they are the whole story.
+        lines = [f"gateway answered {self.status}: {stopping or self.detail}"]
+        hint = None if stopping else self.hint()
         if hint:
             lines.append(f"({hint})")
         lines.extend(f"  - {item.get('field', '?')}: {item.get('message', '')}" for item in self.errors)
@@ -239,5 +270,13 @@ class GatewayClient:
                 errors=list(info.get("errors") or []),
                 request_id=info.get("request_id") or response.headers.get("x-request-id"),
                 about=about,
+                retry_after=_retry_after_seconds(response.headers.get("retry-after")),
             )
         return payload
+
+
+def _retry_after_seconds(value: str | None) -> int | None:
+    """A ``Retry-After`` header given as delay-seconds (RFC 9110 section 10.2.3), else None (absent, or
+    an HTTP-date, which this gateway never sends)."""
+    text = (value or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 6 else None

@@ -166,7 +166,7 @@ def test_a_request_still_running_after_the_grace_period_gets_a_whole_503_without
         assert response.status_code == 503, response.text
         assert response.headers["retry-after"] == "2"
         assert response.json() == {
-            "detail": "The gateway is restarting and could not finish your request in time; no data was "
+            "detail": "The gateway was stopping and could not finish your request in time; no data was "
             "returned. Try again in 2 s",
             "errors": [],
             "request_id": request_id,

@@ -12,8 +12,11 @@ line they wait for is printed (the safety net is generous: a 2-core machine may 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from e2e_support import (
 from familyctx_gateway.registry import EMPTY_FILE_PROBLEM, INLINE_SIGHUP_MESSAGE
 
 from familyctx.demo import Federation
+from familyctx.demo.supervisor import familyctx_argv
 
 SEARCH = {"purpose": "s47_enquiry", "case_reference": "E2E-SIGHUP", "family_name": "Nobody-Sighup"}
 
@@ -136,3 +140,73 @@ def test_sighup_applies_a_registry_edit_at_once_and_an_empty_file_is_refused(
     assert refused["registry"]["version"] == 2 and refused["registry"]["councils"] == 2
     assert refused["registry"]["last_error"] == EMPTY_FILE_PROBLEM
     assert source_states(after_refusal) == {STOCKPORT: "ok", MANCHESTER: "ok"}
+
+
+def _sighup_ignored(pid: int) -> bool:
+    """Whether the process ``pid`` ignores SIGHUP now (its SigIgn mask, /proc/<pid>/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGHUP - 1)))
+
+
+def test_sighup_in_start_up_and_in_shutdown_does_not_kill_the_gateway(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """`familyctx gateway serve` ignores SIGHUP from its first line (before its imports, seconds on a
+    busy machine) until the registry's handler takes over, and again once the registry is closed in
+    the shutdown: HUPs sent then neither kill it nor change how SIGTERM ends it."""
+    config = write_gateway_config(
+        federation, tmp_path / "gateway-hup.yaml", audit_url=f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    )
+    popen = subprocess.Popen(
+        familyctx_argv("gateway", "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    process = GatewayProcess(popen)
+
+    def read() -> None:
+        assert popen.stdout is not None
+        for line in popen.stdout:
+            with process.changed:
+                process.output.append(line)
+                process.changed.notify_all()
+        with process.changed:
+            process.ended = True
+            process.changed.notify_all()
+
+    process.reader = threading.Thread(target=read, daemon=True)
+    process.reader.start()
+    try:
+        ends = time.monotonic() + PROCESS_WAIT_SECONDS
+        while not _sighup_ignored(popen.pid):  # the serve command's first line has run
+            assert popen.poll() is None, process.text
+            assert time.monotonic() < ends, "SIGHUP was never ignored"
+            time.sleep(0.01)
+        hups_in_start_up = 0
+        while "gateway ready" not in process.text and popen.poll() is None:
+            os.kill(popen.pid, signal.SIGHUP)
+            hups_in_start_up += 1
+            process.wait_for_output("gateway ready", timeout=0.05)
+        assert process.wait_for_output("gateway ready"), process.text
+        assert popen.poll() is None, process.text
+
+        popen.send_signal(signal.SIGTERM)
+        while popen.poll() is None:  # HUPs all through the shutdown, until the process is gone
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(popen.pid, signal.SIGHUP)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=0.02)
+            assert time.monotonic() < ends + PROCESS_WAIT_SECONDS, process.text
+        returncode = popen.wait()
+    finally:
+        process.stop()
+    assert hups_in_start_up >= 1
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: ended by SIGTERM, not by SIGHUP.
+    assert returncode in (0, -signal.SIGTERM), process.text
+    assert "Finished server process" in process.text
+    assert "Traceback" not in process.text

@@ -55,10 +55,12 @@ def test_query_json_is_the_raw_answer(federation: Federation, scenario: dict[str
 
 
 SMITH = ["--user", "sw.stockport", "--family-name", "Smith", "--case-ref", "C"]
+#: SMITH for ``--token``: a token together with ``--user`` is a usage error.
+SMITH_BY_TOKEN = SMITH[2:]
 
 
 def test_query_explains_401_422_and_unreachable(federation: Federation) -> None:
-    refused = _cli("query", "search", *SMITH, "--purpose", "s47_enquiry", "--token", "garbage",
+    refused = _cli("query", "search", *SMITH_BY_TOKEN, "--purpose", "s47_enquiry", "--token", "garbage",
                    *_where(federation))
     assert refused.returncode == 2 and "401" in refused.stderr and "familyctx token" in refused.stderr
 
@@ -66,7 +68,7 @@ def test_query_explains_401_422_and_unreachable(federation: Federation) -> None:
     assert invalid.returncode == 2 and "422" in invalid.stderr and "purpose" in invalid.stderr
 
     token = _cli("token", "--user", "sw.stockport", "--issuer", federation.issuer).stdout.strip()
-    down = _cli("query", "search", *SMITH, "--purpose", "s47_enquiry", "--token", token,
+    down = _cli("query", "search", *SMITH_BY_TOKEN, "--purpose", "s47_enquiry", "--token", token,
                 "--gateway", "http://127.0.0.1:9")
     assert down.returncode == 1 and "not reachable" in down.stderr
 

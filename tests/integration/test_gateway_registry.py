@@ -230,7 +230,7 @@ BAD_EDITS = {
     "control_characters": (None, "councils[1].name: must be plain text"),
     "duplicate_gss_code": (None, "councils[2].gss_code: each council (gss_code) may be listed once"),
     "bad_address": (None, "councils[1].address: must be host:port"),
-    "unknown_key": (None, "councils[0].adress: is not a known setting"),
+    "unknown_key": (None, "councils[0]: has a key that is not a known setting"),
 }
 
 

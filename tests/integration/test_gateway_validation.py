@@ -69,6 +69,54 @@ async def test_search_validation_messages(gw: RunningGateway, body: Any, field: 
     assert expected in errors[field]
 
 
+@pytest.mark.parametrize(
+    ("field", "name"),
+    [
+        pytest.param("family_name", "Smi\u202eth", id="bidi override U+202E"),
+        pytest.param("given_name", "Jo\u200bhn", id="zero-width space U+200B"),
+        pytest.param("family_name", "\ufeffSmith", id="byte order mark U+FEFF"),
+        pytest.param("family_name", "Smith\u2066", id="bidi isolate U+2066"),
+        pytest.param("given_name", "Jo\u0085hn", id="C1 control U+0085"),
+        pytest.param("family_name", "Smi\u2028th", id="line separator U+2028"),
+    ],
+)
+async def test_names_with_invisible_or_control_characters_are_refused(
+    gw: RunningGateway, field: str, name: str
+) -> None:
+    body = {**OK, "family_name": "Smith", "given_name": "John", "date_of_birth": "2014-03-05", field: name}
+    errors = await _errors(gw, "/v1/searches", body)
+    assert list(errors) == [field], errors
+    assert "invisible formatting characters" in errors[field]
+    assert name not in errors[field]
+
+
+async def test_names_with_too_many_combining_marks_in_a_row_are_refused(gw: RunningGateway) -> None:
+    errors = await _errors(gw, "/v1/searches", {**OK, "family_name": "Smi" + "\u0301" * 5 + "th"})
+    assert list(errors) == ["family_name"], errors
+    assert "more than 4 combining marks" in errors["family_name"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "O'Neill",
+        "Smith-Jones",
+        "Zoë",
+        "Jose\u0301",  # é as e + combining acute (NFD)
+        "Nguye\u0302\u0303n",  # Vietnamese: two marks stacked on one letter
+        "Ng\u0169\u0300",
+        "Siobhán Ní Bhriain",
+        "\u0645\u064f\u062d\u064e\u0645\u064e\u0651\u062f",  # Arabic with harakat (combining marks)
+        "\u0928\u093f\u0924\u093f\u0928",  # Devanagari vowel signs (Mc/Mn)
+    ],
+)
+async def test_names_with_accents_apostrophes_hyphens_and_marks_are_accepted(
+    gw: RunningGateway, name: str
+) -> None:
+    resp = await gw.client.post("/v1/searches", json={**OK, "family_name": name}, headers=gw.auth())
+    assert resp.status_code == 200, resp.text
+
+
 async def test_messages_never_echo_submitted_values(gw: RunningGateway) -> None:
     body = {
         **OK,
@@ -146,8 +194,6 @@ UNREADABLE = (
         pytest.param(
             b'{"purpose": "s17_assessment", "family_name": "O\xff\xfeNeill"}', {}, id="invalid UTF-8"
         ),
-        pytest.param(b"[" * 5000 + b"]" * 5000, {}, id="JSON nested 5000 deep"),
-        pytest.param(b'{"a":' * 5000 + b"1" + b"}" * 5000, {}, id="objects nested 5000 deep"),
         pytest.param(
             gzip.compress(json.dumps({**OK, "family_name": "Siobhan"}).encode()),
             {"Content-Encoding": "gzip"},
@@ -181,6 +227,27 @@ async def test_unreadable_bodies_are_one_400_in_the_error_shape(
     assert resp.status_code == 400, resp.text
     assert resp.json() == {"detail": UNREADABLE, "errors": [], "request_id": "rid-unreadable"}
     assert resp.headers["x-request-id"] == "rid-unreadable"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"[" * 5000 + b"]" * 5000, id="arrays nested 5000 deep"),
+        pytest.param(b'{"a":' * 5000 + b"1" + b"}" * 5000, id="objects nested 5000 deep"),
+        pytest.param(b'{"a":' * 10_000, id="10,000 unclosed objects (~49 KB, under the size limit)"),
+    ],
+)
+async def test_json_nested_too_deeply_is_a_400_that_says_so(gw: RunningGateway, body: bytes) -> None:
+    # Before: the generic "must be UTF-8 JSON ... at most 64 KiB", which the body already was.
+    resp = await gw.client.post(
+        "/v1/searches",
+        content=body,
+        headers={**gw.auth(), "Content-Type": "application/json", "X-Request-ID": "rid-deep"},
+    )
+    assert resp.status_code == 400, resp.text
+    payload = resp.json()
+    assert payload["detail"].startswith("The request body is JSON nested too deeply"), payload
+    assert payload["errors"] == [] and payload["request_id"] == "rid-deep"
 
 
 async def test_oversized_body_is_413(gw: RunningGateway) -> None:

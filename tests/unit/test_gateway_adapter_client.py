@@ -307,3 +307,44 @@ async def test_no_summary_line_when_no_council_was_called(caplog: pytest.LogCapt
     with logged_calls("r-3"):
         pass
     assert caplog.records == []
+
+
+async def test_calls_cut_off_by_a_cancelled_request_are_counted_in_its_summary_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from familyctx_gateway.adapter_client import Federation, logged_calls
+
+    class _Called(_DeafTransport):
+        def __init__(self) -> None:
+            super().__init__()
+            self.called = asyncio.Event()
+
+        async def find_people(self, request: Any, *, deadline_seconds: float, metadata: Any) -> Any:
+            self.called.set()
+            return await super().find_people(request, deadline_seconds=deadline_seconds, metadata=metadata)
+
+    deaf = _Called()
+    federation = Federation(
+        {
+            "E09900001": _client(_Recorder(), gss_code="E09900001"),
+            "E09900002": _client(deaf, gss_code="E09900002"),
+        }
+    )
+    caplog.set_level("INFO", logger="familyctx_gateway.adapter_client")
+
+    async def request() -> None:
+        with logged_calls("r-cut"):
+            await federation.fan_out(
+                "find_people",
+                {code: adapter_pb2.FindPeopleRequest() for code in ("E09900001", "E09900002")},
+                requester=REQUESTER,
+            )
+
+    task = asyncio.create_task(request())
+    await asyncio.wait_for(deaf.called.wait(), timeout=30)
+    task.cancel()  # as the shutdown grace period running out does
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("adapter calls ")]
+    assert len(summary) == 1
+    assert summary[0].startswith("adapter calls request_id=r-cut calls=2 cut_off=1 ok=1 slowest=")

@@ -261,7 +261,7 @@ def test_audit_section_and_the_earlier_top_level_url(tmp_path: Path, monkeypatch
         ),
         ("audit: {retention_days: {access: 0}}\n", "audit.retention_days: access: must be at least 1 day"),
         ("audit: {tree_head_interval_seconds: 0}\n", "audit.tree_head_interval_seconds:"),
-        ("audit: {signing_key: x}\n", "audit.signing_key: is not a known setting"),
+        ("audit: {signing_key: x}\n", "audit: has a key that is not a known setting"),
     ],
 )
 def test_bad_audit_settings_say_why(tmp_path: Path, content: str, problem: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from familyctx_gateway.adapter_trust import load_signer
 from familyctx_gateway.errors import GatewayConfigError
 from familyctx_gateway.registry import (
     EMPTY_FILE_PROBLEM,
@@ -26,6 +27,8 @@ from familyctx_gateway.registry import (
     read_registry,
 )
 from familyctx_gateway.settings import PLAIN_TEXT_RULE, GatewaySettings, ResilienceSettings, load_settings
+from familyctx_gateway.testing.gateway import gateway_trust_settings
+from familyctx_gateway.testing.pki import session_pki
 from typer.testing import CliRunner
 
 from familyctx.cli import app
@@ -242,8 +245,9 @@ def test_check_registry_says_every_problem_and_exits_2(tmp_path: Path) -> None:
         f"error: council registry {path}: councils[0].name: {PLAIN_TEXT_RULE}",
         f"error: council registry {path}: councils[1].address: {HOST_PORT_RULE}",
         f"error: council registry {path}: councils[2].address: is required",
-        f"error: council registry {path}: councils[2].adress: is not a known setting; remove it or check its "
-        "spelling",
+        f"error: council registry {path}: councils[2]: has a key that is not a known setting (its name is "
+        "not shown); remove it or check its spelling (the fields are: gss_code, name, address, deadline_ms, "
+        "tls_server_name, datasets, ig_contact)",
     ]
     assert "\u202e" not in result.stderr
 
@@ -309,3 +313,164 @@ class _Notify(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.text in record.getMessage():
             self.event.set()
+
+
+# -- round 2 (issue 6): long numbers, keys never echoed, duplicate keys, every SIGHUP's outcome --------
+
+LONG_NUMBER = "9" * 5000  # more digits than Python reads (sys.get_int_max_str_digits(): 4300)
+
+
+def test_a_number_too_long_in_a_registry_entry_is_refused_with_its_field_and_exit_2(tmp_path: Path) -> None:
+    path = registry_file(
+        tmp_path,
+        f"councils:\n  - {{gss_code: {STOCKPORT}, name: S, address: a:1, deadline_ms: {LONG_NUMBER}}}\n",
+    )
+    assert problems(path) == ["(file): deadline_ms: number too long (line 2, column 63)"]
+    result = CliRunner().invoke(app, ["gateway", "check-registry", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "deadline_ms: number too long" in result.stderr and "99999" not in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"max_councils: {LONG_NUMBER}\n", f"listen: {{port: 0x{'f' * 5000}}}\n", f"oidc: [{LONG_NUMBER}]\n"],
+)
+def test_a_number_too_long_in_the_gateway_config_is_refused(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as raised:
+        load_settings(config)
+    [problem] = raised.value.problems
+    assert "number too long" in problem and "999" not in problem and "fff" not in problem
+    result = CliRunner().invoke(
+        app, ["gateway", "check-registry", str(tmp_path / "x.yaml"), "-c", str(config)]
+    )
+    assert result.exit_code == 2 and "number too long" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key", ["evil\nregistry applied version=99", "Jane Smith 943 476 5919", "jane_smith_9434765919", "adress"]
+)
+def test_an_unknown_keys_name_is_never_echoed(tmp_path: Path, key: str) -> None:
+    leeds = council(LEEDS, name="Leeds", ig_contact={"name": "IG", key: 1}, **{key: 2})
+    path = registry_file(tmp_path, [council(), leeds])
+    found = problems(path)
+    assert not [p for p in found if any(part in p for part in ("evil", "Smith", "smith", "5919", "adress"))]
+    assert sorted(found) == [
+        "councils[1].ig_contact.email: is required",
+        "councils[1].ig_contact: has a key that is not a known setting (its name is not shown); remove it "
+        "or check its spelling (the fields are: name, email)",
+        "councils[1]: has a key that is not a known setting (its name is not shown); remove it or check its "
+        "spelling (the fields are: gss_code, name, address, deadline_ms, tls_server_name, datasets, "
+        "ig_contact)",
+    ]
+
+
+def test_an_unknown_audit_record_class_is_not_echoed_unless_plain(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text('audit: {retention_days: {"evil\\nline x": 3}}\n', encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as raised:
+        load_settings(config)
+    assert "evil" not in str(raised.value.problems) and "(not shown)" in str(raised.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"councils:\n  - gss_code: {STOCKPORT}\n    name: S\n    address: a:1\n    address: b:2\n",
+            "(file): address is listed twice in the same mapping (duplicate key; keep one) "
+            "(line 5, column 5)",
+        ),
+        (
+            f"councils:\n  - {{gss_code: {STOCKPORT}, name: S, address: 'a:1', "
+            "Jane Smith: 1, Jane Smith: 2}\n",
+            "(file): an unknown field is listed twice in the same mapping (duplicate key; keep one) "
+            "(line 2, column 67)",
+        ),
+        (
+            f"councils: []\ncouncils:\n  - {{gss_code: {STOCKPORT}, name: S, address: 'a:1'}}\n",
+            "(file): councils is listed twice in the same mapping (duplicate key; keep one) "
+            "(line 2, column 1)",
+        ),
+    ],
+)
+def test_a_duplicate_key_in_the_registry_is_refused_with_its_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert problems(registry_file(tmp_path, text)) == [expected]
+
+
+def test_a_duplicate_key_in_the_gateway_config_is_refused_and_merge_keys_still_work(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text("listen: {port: 8080}\nmax_councils: 3\nlisten: {port: 9090}\n", encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as raised:
+        load_settings(config)
+    assert raised.value.problems == [
+        "(file): listen is listed twice in the same mapping (duplicate key; keep one) (line 3, column 1)"
+    ]
+    path = registry_file(
+        tmp_path,
+        f"base: &base {{name: S, address: 'a:1'}}\n"
+        f"councils:\n  - {{<<: *base, gss_code: {STOCKPORT}, name: T}}\n",
+    )
+    assert problems(path)[0].startswith("(file): has a key that is not a known setting")  # "base", not a dup
+
+
+async def test_every_sighup_on_a_refused_file_logs_that_it_is_still_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="familyctx_gateway.registry")
+    path = registry_file(tmp_path, [council()])
+    settings = GatewaySettings(
+        registry_file=path, registry_poll_seconds=3600, **gateway_trust_settings(session_pki())
+    )
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # also keeps this test process safe
+    try:
+        signer = load_signer(settings.assertion) if settings.assertion is not None else None
+        registry = CouncilRegistry.open(settings, lambda target: _Unused(), signer=signer)
+        await registry.start()
+        path.write_bytes(b"")
+        logged = asyncio.Event()
+        handler = _Notify(logged, "registry unchanged")
+        logging.getLogger("familyctx_gateway.registry").addHandler(handler)
+        try:
+            for sent in range(3):
+                os.kill(os.getpid(), signal.SIGHUP)
+                await _wait_for_messages(caplog, "registry reload requested", sent + 1)
+                await _wait_for_messages(caplog, "refused", sent + 1)
+            registry_file(tmp_path, [council()])  # back to the file in use
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.wait_for(logged.wait(), timeout=30)
+        finally:
+            logging.getLogger("familyctx_gateway.registry").removeHandler(handler)
+            await registry.close()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    outcomes = [r.getMessage().split(" path=")[0] for r in caplog.records if "refused" in r.getMessage()]
+    assert outcomes == ["registry edit refused", "registry still refused", "registry still refused"]
+
+
+class _Unused:
+    """A council's transport no call is made on (the test only reloads the registry)."""
+
+    async def close(self) -> None:
+        return None
+
+
+async def _wait_for_messages(caplog: pytest.LogCaptureFixture, text: str, count: int) -> None:
+    """Until ``count`` records holding ``text`` have been logged (30 s safety net)."""
+    logged = asyncio.Event()
+    handler = _Notify(logged, text)
+    logger = logging.getLogger("familyctx_gateway.registry")
+    logger.addHandler(handler)
+    try:
+        while sum(text in r.getMessage() for r in caplog.records) < count:
+            logged.clear()
+            if sum(text in r.getMessage() for r in caplog.records) >= count:
+                break
+            await asyncio.wait_for(logged.wait(), timeout=30)
+    finally:
+        logger.removeHandler(handler)

@@ -36,7 +36,9 @@ def test_every_bad_field_is_one_plain_line(tmp_path: Path) -> None:
         "oidc.algorithms: only asymmetric algorithms are allowed, got ['HS256']",
         f"adapters[0].gss_code: {GSS_CODE_RULE}",
         f"adapters[1].address: {HOST_PORT_RULE}",
-        "adapters[2].deadline: is not a known setting; remove it or check its spelling",
+        "adapters[2]: has a key that is not a known setting (its name is not shown); remove it or check its "
+        "spelling (the fields are: gss_code, name, address, deadline_ms, tls_server_name, datasets, "
+        "ig_contact)",
     ]
     text = str(err.value)
     for raw in ("_FromFile", "pydantic.dev", "validation error", "input_value"):
@@ -135,7 +137,10 @@ def test_adapters_need_mutual_tls_and_an_assertion_key() -> None:
         ({"assertion": {**TRUST["assertion"], "ttl_seconds": 0}}, "assertion.ttl_seconds"),
         ({"assertion": {"signing_key_file": "k.json"}}, "assertion.issuer: is required"),
         ({"adapter_tls": {"ca_file": "ca.pem", "cert_file": "g.pem"}}, "adapter_tls.key_file: is required"),
-        ({"adapter_tls": {**TRUST["adapter_tls"], "verify": False}}, "adapter_tls.verify: is not a known"),
+        (
+            {"adapter_tls": {**TRUST["adapter_tls"], "verify": False}},
+            "adapter_tls: has a key that is not a known",
+        ),
     ],
 )
 def test_bad_trust_settings_are_named(change: dict[str, object], problem: str) -> None:
@@ -219,7 +224,10 @@ PROBABILITY = "must be a match probability strictly between 0 and 1, for example
         ),
         (
             {"likely": 0.7},
-            ["linkage.thresholds.likely: is not a known setting; remove it or check its spelling"],
+            [
+                "linkage.thresholds: has a key that is not a known setting (its name is not shown); remove "
+                "it or check its spelling (the fields are: certain, probable, possible)"
+            ],
         ),
     ],
 )

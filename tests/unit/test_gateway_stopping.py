@@ -98,7 +98,7 @@ async def test_a_request_cut_off_by_a_stopping_server_is_answered_503() -> None:
     state.stopping = True
     task.cancel()  # what uvicorn does when the grace period is over
     status, _, body = _answer(await task)
-    assert status == 503 and body["detail"].startswith("The gateway is restarting")
+    assert status == 503 and body["detail"].startswith("The gateway was stopping")
     assert state.in_progress == 0
 
 

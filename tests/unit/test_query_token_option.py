@@ -106,3 +106,85 @@ def test_neither_user_nor_token_is_a_usage_error_naming_both(
 def test_token_still_needs_user() -> None:
     result = _run("token")
     assert result.exit_code == 2 and "--user" in result.output
+
+
+@pytest.mark.parametrize("command", [SEARCH, FAMILY, ["break-glass", "notifications"]])
+def test_user_and_token_together_are_a_usage_error_naming_both(
+    gateway: list[httpx.Request], command: list[str]
+) -> None:
+    # Before: accepted silently, and the request ran as the token's worker, not --user's.
+    result = _run(*command, "--user", "sw.stockport", "--token", TOKEN)
+    assert result.exit_code == 2, result.output
+    assert "--user and --token were both given" in result.output
+    assert gateway == []  # nothing was sent
+
+
+def test_user_with_a_token_in_the_environment_is_a_usage_error_saying_so(
+    gateway: list[httpx.Request],
+) -> None:
+    result = _run(*SEARCH, "--user", "sw.stockport", env={"FAMILYCTX_TOKEN": TOKEN})
+    assert result.exit_code == 2, result.output
+    assert "--user and --token" in result.output and "unset FAMILYCTX_TOKEN" in result.output
+    assert gateway == []
+
+
+def _answering_503(monkeypatch: pytest.MonkeyPatch, detail: str, headers: dict[str, str]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            503, json={"detail": detail, "errors": [], "request_id": "r-503"}, headers=headers
+        )
+
+    real = gateway_client.GatewayClient
+    monkeypatch.setattr(
+        gateway_client,
+        "GatewayClient",
+        lambda base_url, token, **kw: real(base_url, token, transport=httpx.MockTransport(handler), **kw),
+    )
+
+
+@pytest.mark.parametrize(
+    ("detail", "said"),
+    [
+        pytest.param(
+            "The gateway was stopping and could not finish your request in time; no data was returned. "
+            "Try again in 7 s",
+            "The gateway was stopping and could not finish your request; nothing was returned; "
+            "try again in 7 s",
+            id="cut off by the grace period",
+        ),
+        pytest.param(
+            "The gateway is shutting down and takes no new requests; no data was returned. Try again in 7 s",
+            "The gateway is stopping and takes no new requests; nothing was returned; try again in 7 s",
+            id="refused while draining",
+        ),
+    ],
+)
+def test_a_503_from_a_stopping_gateway_says_so_not_audit(
+    monkeypatch: pytest.MonkeyPatch, detail: str, said: str
+) -> None:
+    _answering_503(monkeypatch, detail, {"Retry-After": "7", "Connection": "close"})
+    result = _run(*SEARCH, "--token", TOKEN)
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert said in text, text
+    assert "audit" not in text and "restarting" not in text
+    assert "r-503" in text
+
+
+def test_a_503_from_the_audit_store_says_the_audit_entry_could_not_be_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _answering_503(monkeypatch, "Audit store unavailable; no data returned", {})
+    result = _run(*SEARCH, "--token", TOKEN)
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert "could not record the audit entry, so it returned no data" in text, text
+    assert "stopping" not in text
+
+
+def test_a_stopping_503_without_retry_after_still_says_when_to_try_again() -> None:
+    error = gateway_client.GatewayHttpError(
+        503, "The gateway was stopping and could not finish your request in time; no data was returned."
+    )
+    assert "could not finish your request; nothing was returned; try again in a few seconds" in str(error)
+    assert "audit" not in str(error)

@@ -12,7 +12,8 @@ Routes made with :class:`StrictJsonRoute` read the body once with :func:`json.lo
 ErrorResponse shape, :func:`familyctx_gateway.errors.validation_messages`) a body with a key given more
 than once in any object (``json_duplicate_key``) or a number too long to read (``json_number_too_long``),
 at the field where it was found: ``purpose``, ``subject.gss_code``. A field the request does not declare
-is never named back (errors.py). Anything else is left to FastAPI as before (broken JSON and bytes that
+is never named back (errors.py). JSON nested deeper than the parser follows is one 400 saying so
+(:class:`JsonNestedTooDeeply`). Anything else is left to FastAPI as before (broken JSON and bytes that
 are not UTF-8 are one 400; a body over the limit is 413). The route's body is the parsed document, so
 it is read once and what is validated is what was parsed here.
 """
@@ -30,7 +31,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-__all__ = ["StrictJsonRoute", "body_problems", "load_json_body"]
+from familyctx_gateway.errors import GatewayError
+
+__all__ = ["JsonNestedTooDeeply", "StrictJsonRoute", "body_problems", "load_json_body"]
+
+
+class JsonNestedTooDeeply(GatewayError):
+    """400: the body is JSON nested deeper than the parser follows (:func:`json.loads` raises
+    RecursionError past about a thousand levels); no request of this API nests more than three."""
+
+    status = 400
+    detail = (
+        "The request body is JSON nested too deeply (arrays or objects inside one another hundreds of "
+        "levels deep): send the flat JSON object this request takes"
+    )
 
 
 class _TooLongNumber:
@@ -157,6 +171,8 @@ class StrictJsonRoute(APIRoute):
                     document = await request.json()
                 except HTTPException:
                     raise  # the body is over the size limit (413)
+                except RecursionError:
+                    raise JsonNestedTooDeeply() from None
                 except Exception:  # noqa: BLE001, S110 - not JSON at all: FastAPI reads it again and answers
                     pass  # as it always has (400), so there is one place that decides
                 else:

@@ -4,7 +4,8 @@
 ``familyctx query search|family-context --user NAME ...`` gets a token, calls the gateway and prints
 the answer with rich tables (or the raw JSON with ``--json``); ``--break-glass-id`` sends a grant.
 Every command that calls the gateway takes ``--token`` (or ``FAMILYCTX_TOKEN``) instead of ``--user``
-to use a token you already have; with neither it stops with a usage error (exit 2) naming both.
+to use a token you already have; with neither, or with both, it stops with a usage error (exit 2) naming
+both.
 ``familyctx break-glass open|show|notifications`` opens a break-glass grant, shows one of yours, or
 lists your council's break-glass notifications (IG officers).
 """
@@ -88,10 +89,13 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _token(user: str | None, issuer: str, password: str, token: str | None) -> str:
     """``token`` when given (``--token`` or ``FAMILYCTX_TOKEN``), else one fetched from the provider for
-    ``user``. Raises typer.Exit: 2 (a usage error naming both options) when neither is given, 1 when the
-    provider refuses or cannot be reached."""
+    ``user``. Raises typer.Exit: 2 (a usage error naming both options) when neither or both are given
+    (two identities: which one the request should run as is not guessed), 1 when the provider refuses
+    or cannot be reached."""
     from familyctx.gateway_client import ClientError, fetch_token
 
+    if token and user:
+        raise _fail(_both_given_message(token), code=2)
     if token:
         return token
     if not user:
@@ -105,6 +109,21 @@ def _token(user: str | None, issuer: str, password: str, token: str | None) -> s
         return fetch_token(issuer, user, password)
     except ClientError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _both_given_message(token: str) -> str:
+    """The usage error for ``--user`` with ``token``, saying whether the token is FAMILYCTX_TOKEN's."""
+    import os
+
+    if os.environ.get("FAMILYCTX_TOKEN") == token:
+        return (
+            "--user and --token (here FAMILYCTX_TOKEN, set in your environment) were both given: give one "
+            "of them; unset FAMILYCTX_TOKEN to query as --user, or leave out --user to use the token"
+        )
+    return (
+        "--user and --token were both given: give one of them (--user NAME fetches a token for a demo "
+        "user; --token TOKEN uses one you already have)"
+    )
 
 
 def _gateway_call(gateway: str, token: str, call: Any) -> dict[str, Any]:

@@ -119,6 +119,8 @@ def demo(
     try:
         federation.check_ports()  # before the slow steps: a taken port is the commonest failure
         federation.build()
+        if not registry:  # a --registry run's file, unused now (the councils are in gateway.yaml)
+            federation.layout.council_registry.unlink(missing_ok=True)
         federation.start()
         run_sample_queries(
             issuer=federation.issuer,

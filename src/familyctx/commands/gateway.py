@@ -145,10 +145,18 @@ def serve_command(
     and the audit store (familyctx_gateway/stopping.py).
 
     SIGHUP: re-reads the council registry file (registry_file) at once; with the councils listed
-    inline (adapters:) it logs that there is nothing to reload and carries on.
+    inline (adapters:) it logs that there is nothing to reload and carries on. Before the gateway is
+    ready and while it shuts down, SIGHUP is ignored.
 
     Exit status: 2 when the config is invalid, 1 when the audit database or the port cannot be used.
     """
+    import signal
+
+    # First of all, before the imports and checks below (seconds on a busy machine): a SIGHUP in
+    # start-up or shutdown is ignored rather than killing the gateway (its default action); while
+    # serving, the council registry's handler takes its place and puts SIG_IGN back when it closes.
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     import logging
     import math
     import socket

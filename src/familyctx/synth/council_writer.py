@@ -45,6 +45,15 @@ def _ts(d: dt.date | None) -> dt.datetime | None:
     return None if d is None else dt.datetime(d.year, d.month, d.day)
 
 
+def _not_after(at: dt.datetime, moment: dt.datetime) -> dt.datetime:
+    """``at``, or the same time a day earlier when ``at`` is after ``moment``, or ``moment`` when that is
+    after it too (all naive UTC)."""
+    if at <= moment:
+        return at
+    day_before = at - dt.timedelta(days=1)
+    return day_before if day_before <= moment else moment
+
+
 def _dmy(d: dt.date) -> str:
     return d.strftime("%d/%m/%Y")
 
@@ -135,8 +144,13 @@ class CouncilWriter:
                     prof_full_time_equivalency=1.0,
                 )
 
-    def write_refresh(self, as_of: dt.date) -> None:
-        """warehouse_refresh: when each dataset was last loaded (derived from ``as_of``, never now)."""
+    def write_refresh(self, as_of: dt.date, *, now: dt.datetime | None = None) -> None:
+        """warehouse_refresh: when each dataset was last loaded (naive UTC), derived from ``as_of``: the
+        nightly loads at 01:30, 01:45 and 02:00 on ``as_of``, housing's weekly one at 03:00 two days
+        before. Never later than ``now`` (the moment of generation, UTC; default the clock): a load time
+        still to come is taken from the day before, or is ``now`` itself when that is still to come too
+        (an ``as_of`` in the future). So a past ``as_of`` gives the same rows whenever it is run."""
+        moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
         base = dt.datetime(as_of.year, as_of.month, as_of.day)
         system = {"systemc": "Liquidlogic LCS", "mosaic": "Mosaic", "eclipse": "Eclipse"}[self.cms]
         for dataset, at, every, source in (
@@ -148,7 +162,7 @@ class CouncilWriter:
             self.add(
                 "warehouse_refresh",
                 dataset_id=dataset,
-                refreshed_at=at,
+                refreshed_at=_not_after(at, moment),
                 refresh_interval_seconds=every,
                 coverage_from=dt.datetime(as_of.year - 10, 4, 1),
                 source_system=source,

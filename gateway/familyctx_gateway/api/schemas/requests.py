@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
@@ -24,6 +25,7 @@ from familyctx.linkage.normalise import LinkFeatures, LinkInput, link_features
 
 __all__ = [
     "EARLIEST_DATE_OF_BIRTH",
+    "MAX_COMBINING_MARKS_IN_A_ROW",
     "BreakGlassId",
     "CaseReference",
     "FamilyContextRequest",
@@ -152,6 +154,35 @@ def _strip(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+#: Unicode general categories a name never holds: control (Cc, C0 and C1), format (Cf: bidirectional
+#: overrides such as U+202E, zero-width spaces and joiners, U+FEFF), private use (Co), surrogates (Cs),
+#: line and paragraph separators (Zl, Zp). The same set as registry names (settings.py).
+_NOT_IN_A_NAME = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
+#: Most combining marks (Unicode categories Mn, Mc, Me) accepted in a row after one letter: enough for
+#: any script's accents and diacritics stacked on a letter, not for "Zalgo" text.
+MAX_COMBINING_MARKS_IN_A_ROW = 4
+
+
+def _plain_name_text(value: str) -> str:
+    """A search name (Unicode text) without control or invisible formatting characters (general categories
+    in :data:`_NOT_IN_A_NAME`) and with at most :data:`MAX_COMBINING_MARKS_IN_A_ROW` combining marks in a
+    row. Accents, apostrophes, hyphens and any script are kept. ValueError (value-free) otherwise."""
+    if any(unicodedata.category(char) in _NOT_IN_A_NAME for char in value):
+        raise ValueError(
+            "must not contain control or invisible formatting characters (such as a bidirectional "
+            "override or a zero-width space): type the name as plain text"
+        )
+    run = 0
+    for char in value:
+        run = run + 1 if unicodedata.category(char).startswith("M") else 0
+        if run > MAX_COMBINING_MARKS_IN_A_ROW:
+            raise ValueError(
+                f"has more than {MAX_COMBINING_MARKS_IN_A_ROW} combining marks (accents) in a row on one "
+                "letter: type the name as recorded"
+            )
+    return value
+
+
 CaseReference = Annotated[
     StrictStr,
     BeforeValidator(_strip),
@@ -170,8 +201,10 @@ PersonName = Annotated[
         min_length=1,
         max_length=100,
         pattern=r"^[^\x00-\x1f\x7f<>{}\[\]\\;=]+$",
-        description="A name as recorded: up to 100 characters; letters (any script), spaces, ' and -",
+        description="A name as recorded: up to 100 characters; letters (any script), spaces, ' and -; no "
+        "control or invisible formatting characters, at most 4 combining marks in a row",
     ),
+    AfterValidator(_plain_name_text),
 ]
 NhsNumberText = Annotated[
     StrictStr,
