@@ -67,6 +67,8 @@ _MESSAGES = {
 
 #: A key named in a message only when it is this plain; any other key (which may be a forged log line,
 #: or a person's details pasted by mistake) is shown as ``(a key)``.
+_SETTING_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_DIGIT_RUN = re.compile(r"[0-9]{4}")
 _SAFE_KEY = re.compile(r"[A-Za-z0-9_]{1,40}")
 
 
@@ -95,15 +97,24 @@ def config_problems(exc: ValidationError, *, model: type[BaseModel] | None = Non
     """One ``"<dotted.field>: <message>"`` per error (list items as ``adapters[0]``), in order.
 
     Values are never included (``include_input=False``), nor pydantic's documentation URLs, nor the
-    name of an unknown key (``"councils[2]: has a key that is not a known setting (its name is not
-    shown) ... (the fields are: ...)"``, the list given ``model``, the model validated); a mapping key
-    that is not plain (``[A-Za-z0-9_]``, at most 40) is shown as ``(a key)``.
+    name of an unknown key unless it looks like a setting's name (lower-case snake_case, at most 40
+    characters, no run of 4 digits: ``"resilience: has a key that is not a known setting: retries"``;
+    otherwise ``"councils[2]: has a key that is not a known setting (its name is not shown) ... (the
+    fields are: ...)"``, the list given ``model``, the model validated); a mapping key that is not plain
+    (``[A-Za-z0-9_]``, at most 40) is shown as ``(a key)``.
     """
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         loc = tuple(err["loc"])
         unknown = err["type"] == "extra_forbidden"
+        unknown_name = None
         if unknown:
+            # A misspelt setting is named (`retries`), as it is what the operator must fix; a key that
+            # does not look like a setting's name (spaces, capitals, long digit runs: it could hold a
+            # person's details, or forge a log line) is not.
+            key = loc[-1]
+            if isinstance(key, str) and _SETTING_NAME.fullmatch(key) and not _DIGIT_RUN.search(key):
+                unknown_name = key
             loc = loc[:-1]
         where = ""
         for part in loc:
@@ -114,8 +125,10 @@ def config_problems(exc: ValidationError, *, model: type[BaseModel] | None = Non
         if unknown:
             allowed = _allowed_fields(model, loc) if model is not None else None
             message = (
-                "has a key that is not a known setting (its name is not shown); remove it or check its "
-                "spelling"
+                f"has a key that is not a known setting: {unknown_name}; remove it or check its spelling"
+                if unknown_name
+                else "has a key that is not a known setting (its name is not shown); remove it or check "
+                "its spelling"
             )
             if allowed:
                 message += f" (the fields are: {', '.join(allowed)})"

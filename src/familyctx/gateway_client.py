@@ -77,7 +77,7 @@ class GatewayHttpError(ClientError):
     retry_after: int | None = None
 
     def stopping(self) -> str | None:
-        """What a 503 from a gateway that is shutting down (docs/gateway-api.md, "Graceful shutdown")
+        """What a 503 from a gateway that is shutting down (docs/gateway-api.md, "Limits": graceful shutdown)
         means, told apart from the audit store's 503 by the gateway's detail: a new request refused
         ("shutting down and takes no new requests") or one cut off when the grace period ran out ("could
         not finish your request"). Neither was answered with any data; the cut-off one was audited.

@@ -462,7 +462,7 @@ async def _cli(*args: str, token: str) -> tuple[int, str, str]:
 async def test_command_line_break_glass(gw: RunningGateway) -> None:
     manager, ig = gw.issuer.token("tm.leeds"), gw.issuer.token("ig.stockport")
     async with _serving(gw) as url:
-        where = ("--user", "tm.leeds", "--gateway", url)
+        where = ("--gateway", url)  # the worker is the token's (FAMILYCTX_TOKEN)
         code, out, err = await _cli(
             "break-glass", "open", *where, "--purpose", "early_help_assessment", "--case", "EH-CLI-1",
             "--reason", REASON, "--minutes", "20", "--json", token=manager,
@@ -490,7 +490,7 @@ async def test_command_line_break_glass(gw: RunningGateway) -> None:
         assert grant["break_glass_id"] in out and "active" in out and STOCKPORT in out
 
         code, out, err = await _cli(
-            "break-glass", "notifications", "--user", "ig.stockport", "--gateway", url, token=ig
+            "break-glass", "notifications", "--gateway", url, token=ig
         )
         assert code == 0, err
         # The grant was used for a family context at Stockport: Stockport's IG officer is told.
@@ -505,8 +505,6 @@ async def test_command_line_break_glass(gw: RunningGateway) -> None:
         code, out, err = await _cli(
             "break-glass",
             "notifications",
-            "--user",
-            "tm.leeds",
             "--gateway",
             url,
             "--since",
@@ -533,7 +531,7 @@ async def test_command_line_hints_follow_the_gateways_answer(gw: RunningGateway)
     not_role = "it is the break-glass grant that was refused, not your role"
     role = "your role may not make this request"
     async with _serving(gw) as url:
-        where = ("--user", "tm.leeds", "--gateway", url)
+        where = ("--gateway", url)  # the worker is the token's (FAMILYCTX_TOKEN)
         code, out, err = await _cli(
             "break-glass", "open", *where, "--purpose", "early_help_assessment", "--case", "EH-CLI-2",
             "--reason", REASON, "--json", token=manager,
@@ -546,7 +544,7 @@ async def test_command_line_hints_follow_the_gateways_answer(gw: RunningGateway)
             ("sw.stockport", worker, grant),  # another worker's
         ):
             code, _, err = await _cli(
-                "break-glass", "show", "--user", who, "--gateway", url, grant_id, token=token
+                "break-glass", "show", "--gateway", url, grant_id, token=token
             )
             assert code == 2 and "gateway answered 404: You have no break-glass grant with that id" in err
             assert not_found in err and "search again" not in err
@@ -566,7 +564,7 @@ async def test_command_line_hints_follow_the_gateways_answer(gw: RunningGateway)
         ]
         for who, token, purpose, case, says in refusals:
             code, _, err = await _cli(
-                "query", "family-context", "--user", who, "--gateway", url, *family,
+                "query", "family-context", "--gateway", url, *family,
                 "--purpose", purpose, "--case-ref", case, token=token,
             )  # fmt: skip
             assert code == 2 and "gateway answered 403: That break-glass grant" in err and says in err, err
@@ -590,7 +588,7 @@ async def test_command_line_hints_follow_the_gateways_answer(gw: RunningGateway)
 
         # Control: the role itself refused (separation of duties) still says it is the role.
         code, _, err = await _cli(
-            "query", "family-context", "--user", "ig.stockport", "--gateway", url, "--council", STOCKPORT,
+            "query", "family-context", "--gateway", url, "--council", STOCKPORT,
             "--person-id", "S-1001", "--purpose", "s47_enquiry", "--case-ref", "EH-CLI-2", token=ig,
         )  # fmt: skip
         assert code == 2 and "gateway answered 403: Separation of duties" in err

@@ -293,7 +293,7 @@ def test_the_limiter_refuses_per_worker_first_then_overall_and_keeps_no_idle_wor
         ),
         ({"max_in_flight_per_user": 0}, "limits.max_in_flight_per_user"),
         ({"retry_after_seconds": 0}, "limits.retry_after_seconds"),
-        ({"max_in_flight": 3}, "limits.max_in_flight"),
+        ({"max_in_flight": 3}, "limits: has a key that is not a known setting: max_in_flight;"),
     ],
 )
 def test_limits_settings_are_checked_with_clear_errors(limits: dict[str, int], problem: str) -> None:

@@ -412,7 +412,7 @@ def test_resilience_settings_reach_every_adapter_and_the_request_deadline_defaul
         ({"breaker": {"failures": 0}}, "resilience.breaker.failures"),
         ({"request_deadline_ms": 10}, "resilience.request_deadline_ms"),
         ({"max_answer_mib": 0}, "resilience.max_answer_mib"),
-        ({"retries": 3}, "resilience.retries"),
+        ({"retries": 3}, "resilience: has a key that is not a known setting: retries;"),
     ],
 )
 def test_bad_resilience_settings_are_refused_clearly(resilience: dict[str, object], problem: str) -> None:

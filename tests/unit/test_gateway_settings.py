@@ -36,7 +36,7 @@ def test_every_bad_field_is_one_plain_line(tmp_path: Path) -> None:
         "oidc.algorithms: only asymmetric algorithms are allowed, got ['HS256']",
         f"adapters[0].gss_code: {GSS_CODE_RULE}",
         f"adapters[1].address: {HOST_PORT_RULE}",
-        "adapters[2]: has a key that is not a known setting (its name is not shown); remove it or check its "
+        "adapters[2]: has a key that is not a known setting: deadline; remove it or check its "
         "spelling (the fields are: gss_code, name, address, deadline_ms, tls_server_name, datasets, "
         "ig_contact)",
     ]
@@ -225,7 +225,7 @@ PROBABILITY = "must be a match probability strictly between 0 and 1, for example
         (
             {"likely": 0.7},
             [
-                "linkage.thresholds: has a key that is not a known setting (its name is not shown); remove "
+                "linkage.thresholds: has a key that is not a known setting: likely; remove "
                 "it or check its spelling (the fields are: certain, probable, possible)"
             ],
         ),
